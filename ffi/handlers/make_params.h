@@ -1,0 +1,43 @@
+// Turns a call's buffers and attributes into AttentionParams, validating
+// every shape and dtype on the way. Shared by the CPU and CUDA handlers so
+// that both reject the same inputs with the same messages. No XLA types here:
+// the handlers translate ffi::AnyBuffer into BufferView first.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/params.h"
+
+namespace jax_fa3 {
+
+struct BufferView {
+  DType dtype = DType::kUnknown;
+  std::vector<int64_t> dims;
+  void* data = nullptr;
+};
+
+struct AttentionAttrs {
+  float softmax_scale = 0.f;
+  bool causal = false;
+  int64_t window_left = -1;
+  int64_t window_right = -1;
+  float softcap = 0.f;
+};
+
+struct AttentionCall {
+  BufferView q, k, v;
+  BufferView cu_seqlens_q, cu_seqlens_k, seqused_k;  // varlen only; seqused_k may be empty
+  BufferView q_descale, k_descale, v_descale;         // empty (0 elements) when absent
+  BufferView out, lse;
+  AttentionAttrs attrs;
+  bool varlen = false;
+};
+
+// Returns an empty string on success, else a message naming the argument.
+std::string MakeParams(const AttentionCall& call, AttentionParams* params);
+
+const char* DTypeName(DType dtype);
+
+}  // namespace jax_fa3

@@ -1,0 +1,86 @@
+// Online softmax over the accumulator fragments of one warp (two rows per
+// thread: g and g + 8), in the log2 domain so each weight is a single exp2.
+#pragma once
+
+#include <cmath>
+
+#include "kernels/mask.h"
+
+namespace jax_fa3::portable {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Scales raw Q K^T scores, applies softcap, and masks them to -inf.
+struct ScoreTransform {
+  float scale;    // softmax_scale * q_descale * k_descale
+  float softcap;  // 0 disables
+
+  __device__ __forceinline__ float operator()(float qk) const {
+    const float x = qk * scale;
+    return (softcap > 0.f ? softcap * tanhf(x / softcap) : x) * kLog2e;
+  }
+};
+
+template <int kNTiles>
+__device__ __forceinline__ void TransformAndMask(float (&s)[kNTiles][4], const ScoreTransform& f,
+                                                 const Mask& mask, int row0, int col0) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int n = 0; n < kNTiles; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int row = row0 + lane / 4 + 8 * (e / 2);
+      const int col = col0 + n * 8 + 2 * (lane % 4) + e % 2;
+      s[n][e] = mask.Allowed(row, col) ? f(s[n][e]) : -INFINITY;
+    }
+  }
+}
+
+struct OnlineSoftmax {
+  float row_max[2] = {-INFINITY, -INFINITY};  // log2 units
+  float row_sum[2] = {0.f, 0.f};              // this thread's columns only until Finalize
+
+  // Turns scores into unnormalized weights and rescales the running output.
+  template <int kNTiles, int kDTiles>
+  __device__ __forceinline__ void Update(float (&s)[kNTiles][4], float (&o)[kDTiles][4]) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float m = row_max[r];
+#pragma unroll
+      for (int n = 0; n < kNTiles; ++n) m = fmaxf(m, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+      // A row with nothing visible yet keeps max -inf; subtracting 0 instead
+      // keeps exp2(-inf - ref) = 0 rather than NaN.
+      const float ref = m == -INFINITY ? 0.f : m;
+      const float correction = exp2f(row_max[r] - ref);
+      row_max[r] = m;
+      float sum = row_sum[r] * correction;
+#pragma unroll
+      for (int n = 0; n < kNTiles; ++n) {
+        s[n][2 * r] = exp2f(s[n][2 * r] - ref);
+        s[n][2 * r + 1] = exp2f(s[n][2 * r + 1] - ref);
+        sum += s[n][2 * r] + s[n][2 * r + 1];
+      }
+      row_sum[r] = sum;
+#pragma unroll
+      for (int d = 0; d < kDTiles; ++d) {
+        o[d][2 * r] *= correction;
+        o[d][2 * r + 1] *= correction;
+      }
+    }
+  }
+
+  // Sums the row across its quad; returns the factor that normalizes the
+  // output (0 for rows that saw no key) and the natural-log LSE.
+  __device__ __forceinline__ void Finalize(int r, float v_scale, float* out_scale, float* lse) {
+    float sum = row_sum[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    *out_scale = sum > 0.f ? v_scale / sum : 0.f;
+    *lse = sum > 0.f ? row_max[r] * kLn2 + logf(sum) : -INFINITY;
+  }
+};
+
+}  // namespace jax_fa3::portable

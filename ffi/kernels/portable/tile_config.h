@@ -1,0 +1,27 @@
+// Tile shapes of the portable (sm_80+) forward kernel.
+#pragma once
+
+namespace jax_fa3::portable {
+
+// kHeadDim is the compiled head-dim bucket; smaller head dims run in the next
+// larger bucket with the tail columns zero-filled.
+template <int kHeadDim_>
+struct TileConfig {
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kRowsPerWarp = 16;  // one m16n8k16 row block per warp
+  static constexpr int kBlockM = kRowsPerWarp * kWarps;
+  // K and V tiles shrink for large head dims to stay under sm_89's 99 KB of
+  // shared memory per block.
+  static constexpr int kBlockN = kHeadDim <= 128 ? 64 : 32;
+  // One 16-byte row pad keeps the 8 rows of every ldmatrix in distinct banks.
+  static constexpr int kSmemStride = kHeadDim + 8;
+  static constexpr int kVecElems = 8;  // elements per global load (16 B of 16-bit data)
+  static constexpr int kSmemElems = (kBlockM + 2 * kBlockN) * kSmemStride;
+
+  static_assert(kHeadDim % 16 == 0, "head dim bucket must be a multiple of the MMA K");
+  static_assert(kBlockN % 16 == 0, "key tile must be a multiple of two MMA N tiles");
+};
+
+}  // namespace jax_fa3::portable

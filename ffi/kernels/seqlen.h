@@ -1,0 +1,62 @@
+// Where sequence `b` lives and how long it is, for dense and varlen problems.
+//
+// Device data (cu_seqlens, seqused_k) is untrusted: every value is clamped so
+// that no row outside [0, total) is ever touched, whatever the input holds.
+// Garbage in gives garbage out, never an out-of-bounds access; the checked
+// mode in Python reports such input instead.
+#pragma once
+
+#include "kernels/host_device.h"
+#include "kernels/params.h"
+
+namespace jax_fa3 {
+
+struct SeqInfo {
+  int q_start = 0;  // first row of the sequence in q/out/lse
+  int k_start = 0;  // first row in k/v
+  int seqlen_q = 0;
+  int seqlen_k = 0;  // keys actually attended (seqused_k applied)
+};
+
+FA3_HD int ClampInt(int x, int lo, int hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
+FA3_HD void ClampedRange(const int32_t* cu, int b, int total, int* start, int* len) {
+  const int s = ClampInt(cu[b], 0, total);
+  const int e = ClampInt(cu[b + 1], s, total);
+  *start = s;
+  *len = e - s;
+}
+
+FA3_HD SeqInfo GetSeqInfo(const AttentionParams& p, int b) {
+  SeqInfo s;
+  if (!p.is_varlen()) {
+    s.seqlen_q = p.seqlen_q;
+    s.seqlen_k = p.seqlen_k;
+    return s;
+  }
+  ClampedRange(p.cu_seqlens_q, b, p.seqlen_q, &s.q_start, &s.seqlen_q);
+  ClampedRange(p.cu_seqlens_k, b, p.seqlen_k, &s.k_start, &s.seqlen_k);
+  if (p.seqused_k != nullptr) s.seqlen_k = ClampInt(p.seqused_k[b], 0, s.seqlen_k);
+  return s;
+}
+
+// Rows of q that belong to no sequence (before cu_seqlens_q[0] or after
+// cu_seqlens_q[batch]) still get a defined output: zeros and lse = -inf.
+// They are handled as two extra key-less sequences at indices -1 and batch.
+FA3_HD SeqInfo GetGapInfo(const AttentionParams& p, bool trailing) {
+  SeqInfo s;
+  const int first = ClampInt(p.cu_seqlens_q[0], 0, p.seqlen_q);
+  if (trailing) {
+    s.q_start = ClampInt(p.cu_seqlens_q[p.batch], first, p.seqlen_q);
+    s.seqlen_q = p.seqlen_q - s.q_start;
+  } else {
+    s.seqlen_q = first;
+  }
+  return s;
+}
+
+FA3_HD float DescaleAt(const Descale& d, int b, int kv_head) {
+  return d.ptr == nullptr ? 1.f : d.ptr[b * d.batch_stride + kv_head * d.head_stride];
+}
+
+}  // namespace jax_fa3

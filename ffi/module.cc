@@ -1,0 +1,60 @@
+// Python extension: hands XLA the handler symbols of every target.
+#include <nanobind/nanobind.h>
+
+#include "handlers/handlers.h"
+
+#ifdef JAX_FA3_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace nb = nanobind;
+
+namespace {
+
+template <class Fn>
+nb::capsule Capsule(Fn* fn) {
+  return nb::capsule(reinterpret_cast<void*>(fn));
+}
+
+// Versioned target names: a changed operand or attribute list gets a new
+// suffix, so executables serialized against an older build fail loudly.
+constexpr const char* kDenseTarget = "jax_fa3_attention_fwd_v1";
+constexpr const char* kVarlenTarget = "jax_fa3_varlen_attention_fwd_v1";
+
+}  // namespace
+
+NB_MODULE(_jax_fa3_ext, m) {
+  m.def("registrations", []() {
+    nb::dict cpu, cuda, all;
+    cpu[kDenseTarget] = Capsule(JaxFa3AttentionFwdCpu);
+    cpu[kVarlenTarget] = Capsule(JaxFa3VarlenAttentionFwdCpu);
+    all["cpu"] = cpu;
+#ifdef JAX_FA3_WITH_CUDA
+    cuda[kDenseTarget] = Capsule(JaxFa3AttentionFwdCuda);
+    cuda[kVarlenTarget] = Capsule(JaxFa3VarlenAttentionFwdCuda);
+    all["CUDA"] = cuda;
+#endif
+    return all;
+  });
+  // Compute capabilities (major * 10 + minor) of the visible GPUs; empty when
+  // the build has no CUDA or the machine no driver or device.
+  m.def("cuda_devices", []() {
+    nb::list caps;
+#ifdef JAX_FA3_WITH_CUDA
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+      cudaGetLastError();
+      return caps;
+    }
+    for (int d = 0; d < count; ++d) {
+      int major = 0, minor = 0;
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d);
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, d);
+      caps.append(major * 10 + minor);
+    }
+#endif
+    return caps;
+  });
+  m.attr("dense_target") = kDenseTarget;
+  m.attr("varlen_target") = kVarlenTarget;
+}
