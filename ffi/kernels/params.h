@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "kernels/host_device.h"
+
 namespace jax_fa3 {
 
 enum class DType : int { kF16, kBF16, kF8E4M3, kF32, kS32, kUnknown };
@@ -61,8 +63,8 @@ struct AttentionParams {
   DType in_dtype = DType::kF16;
   DType out_dtype = DType::kF16;
 
-  bool is_varlen() const { return cu_seqlens_q != nullptr; }
-  int head_group() const { return num_heads / num_heads_k; }
+  FA3_HD bool is_varlen() const { return cu_seqlens_q != nullptr; }
+  FA3_HD int head_group() const { return num_heads / num_heads_k; }
 };
 
 }  // namespace jax_fa3

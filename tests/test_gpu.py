@@ -1,0 +1,141 @@
+"""CUDA targets against the float32 reference on random normal data.
+
+Skipped only when JAX sees no GPU; with a GPU present, a build without CUDA
+kernels fails here instead of skipping.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jax_fa3
+from jax_fa3 import _ffi, reference
+from conftest import DTYPES, FP8, assert_matches_reference, gpu, rand_qkv, random_cu_seqlens, rel_err
+
+pytestmark = [pytest.mark.gpu, gpu]
+
+FEATURES = {
+    "plain": {},
+    "causal": dict(causal=True),
+    "window": dict(window_size=(100, 7)),
+    "window_causal": dict(window_size=(64, -1), causal=True),
+    "softcap": dict(softcap=3.0),
+}
+
+
+def test_cuda_targets_registered():
+    assert _ffi.cuda_compute_capabilities(), "JAX sees a GPU but jax_fa3 was built without CUDA kernels"
+
+
+def fp8_descales(seed, batch, hk):
+    keys = jax.random.split(jax.random.PRNGKey(seed), 3)
+    return {name: jax.random.uniform(key, (batch, hk), minval=0.25, maxval=2.0)
+            for name, key in zip(("q_descale", "k_descale", "v_descale"), keys)}
+
+
+def run_dense(dtype, sq, sk, h, hk, d, b=2, seed=0, **kw):
+    dt = DTYPES[dtype]
+    q, k, v = rand_qkv(seed, (b, sq, h, d), (b, sk, hk, d), dt)
+    if dt == FP8:
+        kw.update(fp8_descales(seed, b, hk))
+    out, lse = jax.jit(functools.partial(jax_fa3.attention, return_lse=True, **kw))(q, k, v)
+    return assert_matches_reference(out, lse, functools.partial(reference.attention, q, k, v, **kw), dt)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("feature", list(FEATURES))
+@pytest.mark.parametrize("sq, sk", [(1, 1023), (113, 239), (239, 113), (1023, 1023)])
+def test_dense_features(dtype, feature, sq, sk):
+    run_dense(dtype, sq, sk, 4, 2, 128, **FEATURES[feature])
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("d", [8, 64, 80, 96, 128, 192, 256])
+def test_head_dims(dtype, d):
+    run_dense(dtype, 239, 239, 2, 1, d, causal=True)
+
+
+@pytest.mark.parametrize("group", [1, 2, 4, 8, 16])
+def test_gqa_ratios(group):
+    run_dense("bf16", 17, 1023, 16, 16 // group, 128, b=3)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("feature", ["plain", "causal", "window", "softcap"])
+def test_varlen_random(dtype, feature):
+    dt = DTYPES[dtype]
+    rng = np.random.default_rng(len(dtype) * 100 + len(feature))
+    batch, h, hk, d = 23, 8, 2, 128
+    cu_q = random_cu_seqlens(rng, batch, 300)
+    cu_k = random_cu_seqlens(rng, batch, 300)
+    q, k, v = rand_qkv(batch, (int(cu_q[-1]) + 5, h, d), (int(cu_k[-1]), hk, d), dt)
+    kw = dict(FEATURES[feature])
+    if dt == FP8:
+        kw.update(fp8_descales(3, batch, hk))
+    kw["seqused_k"] = jnp.asarray(rng.integers(0, np.diff(cu_k) + 1), jnp.int32)
+    fn = jax.jit(functools.partial(jax_fa3.varlen_attention, max_seqlen_q=100_000, max_seqlen_k=100_000,
+                                   return_lse=True, **kw))
+    out, lse = fn(q, k, v, jnp.asarray(cu_q), jnp.asarray(cu_k))
+    assert_matches_reference(out, lse, functools.partial(reference.varlen_attention, q, k, v, cu_q, cu_k, **kw), dt)
+
+
+SEED_CU = np.array([0] + list(np.cumsum(([64] * 21 + [48] * 7) * 3)), np.int32)
+
+
+def test_seed_fp8_varlen():
+    """Seed case 1 exactly, with random data: FP8 E4M3, 84 sequences of 64/48
+    tokens, 16 heads, d 128, max_seqlen 1680, per-(batch, head) descale."""
+    assert SEED_CU.shape == (85,) and SEED_CU[-1] == 5040
+    q, k, v = rand_qkv(84, (5040, 16, 128), (5040, 16, 128), FP8)
+    kw = dict(q_descale=jnp.ones((84, 16), jnp.float32), k_descale=jnp.ones((84, 16), jnp.float32),
+              v_descale=jnp.ones((84, 16), jnp.float32), softmax_scale=1 / np.sqrt(128), causal=False)
+    cu = jnp.asarray(SEED_CU)
+    out = jax.jit(functools.partial(jax_fa3.varlen_attention, max_seqlen_q=1680, max_seqlen_k=1680, **kw))(
+        q, k, v, cu, cu)
+    assert out.dtype == jnp.float16 and out.shape == (5040, 16, 128)
+    assert_matches_reference(out, None, functools.partial(reference.varlen_attention, q, k, v, SEED_CU, SEED_CU, **kw), FP8)
+
+
+def test_seed_fp16_causal():
+    run_dense("f16", 512, 512, 16, 16, 128, b=2, causal=True)
+
+
+@pytest.mark.parametrize("batch", [1, 32])
+def test_seed_fp16_decode_gqa(batch):
+    run_dense("f16", 1, 2048, 16, 2, 128, b=batch)
+
+
+def test_garbage_cu_seqlens_then_correct_call():
+    q, k, v = rand_qkv(1, (4000, 4, 64), (4000, 4, 64), jnp.bfloat16)
+    for bad in ([0, 5000, -7, 2**30], [2**31 - 1, 0, 3, 1], [-5, -5, 4000, 9000]):
+        bad = jnp.asarray(bad, jnp.int32)
+        used = jnp.asarray([2**30, -4, 7], jnp.int32)
+        jax.block_until_ready(jax_fa3.varlen_attention(q, k, v, bad, bad, seqused_k=used, causal=True))
+    cu = np.array([0, 1000, 1003, 4000], np.int32)
+    out = jax_fa3.varlen_attention(q, k, v, jnp.asarray(cu), jnp.asarray(cu), causal=True)
+    assert_matches_reference(out, None, functools.partial(reference.varlen_attention, q, k, v, cu, cu, causal=True),
+                             jnp.bfloat16)
+
+
+def test_checked_mode_on_gpu():
+    q, k, v = rand_qkv(2, (64, 2, 64), (64, 2, 64), jnp.float16)
+    jax_fa3.set_checks(True)
+    try:
+        with pytest.raises(Exception, match="invalid cu_seqlens_k"):
+            jax.block_until_ready(jax_fa3.varlen_attention(q, k, v, jnp.array([0, 64], jnp.int32),
+                                                           jnp.array([0, 65], jnp.int32)))
+    finally:
+        jax_fa3.set_checks(False)
+
+
+def test_vmap_on_gpu():
+    q, k, v = rand_qkv(4, (3, 2, 113, 4, 64), (3, 2, 239, 2, 64), jnp.bfloat16)
+    out = jax.jit(jax.vmap(functools.partial(jax_fa3.attention, causal=True)))(q, k, v)
+    want = jax.vmap(functools.partial(reference.attention, causal=True))(q, k, v)
+    naive = jax.vmap(functools.partial(reference.attention, causal=True, compute_dtype=jnp.bfloat16))(q, k, v)
+    assert rel_err(out, want) <= 3 * rel_err(naive, want)
