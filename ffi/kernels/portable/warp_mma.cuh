@@ -14,20 +14,29 @@ namespace jax_fa3::portable {
 // Copies rows [0, rows_valid) x columns [0, head_dim) of a global tile into
 // shared memory as Compute, zero-filling the rest of the kRows x kHeadDim tile
 // so that padded rows and columns contribute nothing to either GEMM.
+// Every load is issued before the first store: interleaved, each store could
+// alias the next load and the loads would run one at a time.
 template <class Cfg, int kRows, class In, class Compute>
 __device__ __forceinline__ void LoadTile(Compute* smem, const In* gmem, int64_t row_stride,
                                          int rows_valid, int head_dim) {
   constexpr int kVecsPerRow = Cfg::kHeadDim / Cfg::kVecElems;
   constexpr int kVecs = kRows * kVecsPerRow;
+  constexpr int kPerThread = (kVecs + Cfg::kThreads - 1) / Cfg::kThreads;
+  uint4 values[kPerThread];
 #pragma unroll
-  for (int i = 0; i < (kVecs + Cfg::kThreads - 1) / Cfg::kThreads; ++i) {
+  for (int i = 0; i < kPerThread; ++i) {
+    const int vec = i * Cfg::kThreads + threadIdx.x;
+    const int row = vec / kVecsPerRow;
+    const int col = (vec % kVecsPerRow) * Cfg::kVecElems;
+    values[i] = make_uint4(0, 0, 0, 0);
+    if (vec < kVecs && row < rows_valid && col < head_dim) values[i] = LoadVec8(gmem + row * row_stride + col);
+  }
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
     const int vec = i * Cfg::kThreads + threadIdx.x;
     if (vec < kVecs) {
-      const int row = vec / kVecsPerRow;
-      const int col = (vec % kVecsPerRow) * Cfg::kVecElems;
-      uint4 value = make_uint4(0, 0, 0, 0);
-      if (row < rows_valid && col < head_dim) value = LoadVec8(gmem + row * row_stride + col);
-      *reinterpret_cast<uint4*>(smem + row * Cfg::kSmemStride + col) = value;
+      *reinterpret_cast<uint4*>(smem + (vec / kVecsPerRow) * Cfg::kSmemStride +
+                                (vec % kVecsPerRow) * Cfg::kVecElems) = values[i];
     }
   }
 }
