@@ -26,6 +26,15 @@ struct Mask {
     return true;
   }
 
+  // True when every query row in [row_begin, row_end) sees every key in
+  // [key_begin, key_end): such tiles skip the per-element mask.
+  FA3_HD bool AllVisible(int row_begin, int row_end, int key_begin, int key_end) const {
+    if (key_end > seqlen_k) return false;
+    if (right >= 0 && key_end - 1 > row_begin + diag() + right) return false;
+    if (left >= 0 && key_begin < row_end - 1 + diag() - left) return false;
+    return true;
+  }
+
   // Keys [lo, hi) that any of the query rows [row_begin, row_end) may see.
   FA3_HD void KeyRange(int row_begin, int row_end, int* lo, int* hi) const {
     long long h = seqlen_k;

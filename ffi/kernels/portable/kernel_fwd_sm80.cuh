@@ -43,9 +43,9 @@ __global__ void __launch_bounds__(Cfg::kThreads)
     AttentionFwdPortable(const __grid_constant__ AttentionParams p) {
   using Compute = typename ComputeTypeOf<In>::type;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  Compute* sQ = reinterpret_cast<Compute*>(smem_raw);        // (kBlockM, kSmemStride)
-  Compute* sK = sQ + Cfg::kBlockM * Cfg::kSmemStride;         // (kBlockN, kSmemStride)
-  Compute* sV = sK + Cfg::kBlockN * Cfg::kSmemStride;         // (kBlockN, kSmemStride)
+  Compute* sQ = reinterpret_cast<Compute*>(smem_raw);  // (kBlockM, kSmemStride)
+  Compute* sKV = sQ + Cfg::kBlockM * Cfg::kSmemStride;   // (kStages, K|V, kBlockN, kSmemStride)
+  constexpr int kTileElems = Cfg::kBlockN * Cfg::kSmemStride;
 
   const BlockCoord c = FindBlock<Cfg::kBlockM>(p);
   if (!c.valid) return;
@@ -59,7 +59,7 @@ __global__ void __launch_bounds__(Cfg::kThreads)
                 int64_t{c.seq.k_start} * p.k_stride.row + kv_head * p.k_stride.head;
   const In* v = static_cast<const In*>(p.v) + c.batch * p.v_stride.batch +
                 int64_t{c.seq.k_start} * p.v_stride.row + kv_head * p.v_stride.head;
-  LoadTile<Cfg, Cfg::kBlockM>(sQ, q, p.q_stride.row, c.seq.seqlen_q - m0, p.head_dim);
+  StartTileLoad<Cfg, Cfg::kBlockM>(sQ, q, p.q_stride.row, c.seq.seqlen_q - m0, p.head_dim);
 
   const Mask mask{c.seq.seqlen_q, c.seq.seqlen_k, p.window_left, p.window_right};
   int key_lo, key_hi;
@@ -69,21 +69,42 @@ __global__ void __launch_bounds__(Cfg::kThreads)
       p.softcap};
   const int warp_row0 = m0 + (threadIdx.x / 32) * Cfg::kRowsPerWarp;
 
+  // Stage s holds K at sKV + 2 s kTileElems and V right after it.
+  auto start_kv = [&](int n0, int stage) {
+    Compute* sK = sKV + 2 * stage * kTileElems;
+    StartTileLoad<Cfg, Cfg::kBlockN>(sK, k + int64_t{n0} * p.k_stride.row, p.k_stride.row,
+                                     c.seq.seqlen_k - n0, p.head_dim);
+    StartTileLoad<Cfg, Cfg::kBlockN>(sK + kTileElems, v + int64_t{n0} * p.v_stride.row, p.v_stride.row,
+                                     c.seq.seqlen_k - n0, p.head_dim);
+  };
+
   float o[Cfg::kHeadDim / 8][4] = {};  // (MMA tiles along head dim, accumulator element)
   float s[Cfg::kBlockN / 8][4];        // (MMA tiles along keys, accumulator element)
   OnlineSoftmax softmax;
-  for (int n0 = key_lo - key_lo % Cfg::kBlockN; n0 < key_hi; n0 += Cfg::kBlockN) {
-    __syncthreads();  // previous K/V tiles fully consumed (and Q stored, first time)
-    LoadTile<Cfg, Cfg::kBlockN>(sK, k + int64_t{n0} * p.k_stride.row, p.k_stride.row, c.seq.seqlen_k - n0,
-                                p.head_dim);
-    LoadTile<Cfg, Cfg::kBlockN>(sV, v + int64_t{n0} * p.v_stride.row, p.v_stride.row, c.seq.seqlen_k - n0,
-                                p.head_dim);
-    __syncthreads();
+  const int first = key_lo - key_lo % Cfg::kBlockN;
+  if (first < key_hi) start_kv(first, 0);
+  int stage = 0;
+  for (int n0 = first; n0 < key_hi; n0 += Cfg::kBlockN) {
+    cute::cp_async_wait<0>();
+    __syncthreads();  // this stage landed for every thread; the other one is free
+    const bool has_next = n0 + Cfg::kBlockN < key_hi;
+    if (Cfg::kStages == 2 && has_next) start_kv(n0 + Cfg::kBlockN, stage ^ 1);
+    const Compute* sK = sKV + 2 * stage * kTileElems;
     WarpScores<Cfg>(sQ, sK, s);
-    TransformAndMask(s, transform, mask, warp_row0, n0);
+    if (mask.AllVisible(warp_row0, warp_row0 + Cfg::kRowsPerWarp, n0, n0 + Cfg::kBlockN)) {
+      TransformAndMask<false>(s, transform, mask, warp_row0, n0);
+    } else {
+      TransformAndMask<true>(s, transform, mask, warp_row0, n0);
+    }
     softmax.Update(s, o);
-    WarpAccumulatePV<Cfg>(s, sV, o);
+    WarpAccumulatePV<Cfg>(s, sK + kTileElems, o);
+    if (Cfg::kStages == 1 && has_next) {
+      __syncthreads();  // every warp is done with the only stage
+      start_kv(n0 + Cfg::kBlockN, 0);
+    }
+    stage ^= Cfg::kStages - 1;
   }
+  cute::cp_async_wait<0>();  // no copy may outlive the CTA (empty key ranges)
   StoreOutput<Cfg, Out>(p, c, head, o, softmax, DescaleAt(p.v_descale, c.batch, kv_head));
 }
 

@@ -22,7 +22,7 @@ struct ScoreTransform {
   }
 };
 
-template <int kNTiles>
+template <bool kMasked, int kNTiles>
 __device__ __forceinline__ void TransformAndMask(float (&s)[kNTiles][4], const ScoreTransform& f,
                                                  const Mask& mask, int row0, int col0) {
   const int lane = threadIdx.x % 32;
@@ -32,7 +32,7 @@ __device__ __forceinline__ void TransformAndMask(float (&s)[kNTiles][4], const S
     for (int e = 0; e < 4; ++e) {
       const int row = row0 + lane / 4 + 8 * (e / 2);
       const int col = col0 + n * 8 + 2 * (lane % 4) + e % 2;
-      s[n][e] = mask.Allowed(row, col) ? f(s[n][e]) : -INFINITY;
+      s[n][e] = !kMasked || mask.Allowed(row, col) ? f(s[n][e]) : -INFINITY;
     }
   }
 }

@@ -18,7 +18,10 @@ struct TileConfig {
   // One 16-byte row pad keeps the 8 rows of every ldmatrix in distinct banks.
   static constexpr int kSmemStride = kHeadDim + 8;
   static constexpr int kVecElems = 8;  // elements per global load (16 B of 16-bit data)
-  static constexpr int kSmemElems = (kBlockM + 2 * kBlockN) * kSmemStride;
+  // K/V stages: two overlap the next tile's loads with this tile's math;
+  // large head dims keep one to fit sm_89's shared memory.
+  static constexpr int kStages = kHeadDim <= 128 ? 2 : 1;
+  static constexpr int kSmemElems = (kBlockM + 2 * kStages * kBlockN) * kSmemStride;
 
   static_assert(kHeadDim % 16 == 0, "head dim bucket must be a multiple of the MMA K");
   static_assert(kBlockN % 16 == 0, "key tile must be a multiple of two MMA N tiles");

@@ -6,7 +6,10 @@
 
 #include <cstdint>
 
+#include <type_traits>
+
 #include "cute/arch/copy_sm75.hpp"
+#include "cute/arch/copy_sm80.hpp"
 #include "kernels/portable/numeric_sm80.cuh"
 
 namespace jax_fa3::portable {
@@ -38,6 +41,35 @@ __device__ __forceinline__ void LoadTile(Compute* smem, const In* gmem, int64_t 
       *reinterpret_cast<uint4*>(smem + (vec / kVecsPerRow) * Cfg::kSmemStride +
                                 (vec % kVecsPerRow) * Cfg::kVecElems) = values[i];
     }
+  }
+}
+
+// Starts loading a tile as LoadTile would. 16-bit inputs go straight to
+// shared memory with cp.async (zero-filled where out of range) and complete
+// at the next cp_async_wait; FP8 inputs need widening and load synchronously.
+template <class Cfg, int kRows, class In, class Compute>
+__device__ __forceinline__ void StartTileLoad(Compute* smem, const In* gmem, int64_t row_stride,
+                                              int rows_valid, int head_dim) {
+  if constexpr (std::is_same_v<In, Compute>) {
+    constexpr int kVecsPerRow = Cfg::kHeadDim / Cfg::kVecElems;
+    constexpr int kVecs = kRows * kVecsPerRow;
+#pragma unroll
+    for (int i = 0; i < (kVecs + Cfg::kThreads - 1) / Cfg::kThreads; ++i) {
+      const int vec = i * Cfg::kThreads + threadIdx.x;
+      if (vec < kVecs) {
+        const int row = vec / kVecsPerRow;
+        const int col = (vec % kVecsPerRow) * Cfg::kVecElems;
+        const bool in_range = row < rows_valid && col < head_dim;
+        // Out of range: 0 bytes are read and the 16 bytes are zero-filled.
+        const In* src = in_range ? gmem + row * row_stride + col : gmem;
+        cute::SM80_CP_ASYNC_CACHEGLOBAL_ZFILL<cute::uint128_t>::copy(
+            *reinterpret_cast<const cute::uint128_t*>(src),
+            *reinterpret_cast<cute::uint128_t*>(smem + row * Cfg::kSmemStride + col), in_range);
+      }
+    }
+    cute::cp_async_fence();
+  } else {
+    LoadTile<Cfg, kRows>(smem, gmem, row_stride, rows_valid, head_dim);
   }
 }
 
