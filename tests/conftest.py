@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+# Autotuning every reference GEMM shape took most of the GPU suite's time
+# (minutes); the references need correct GEMMs, not fast ones. Set before JAX
+# creates its backends; an explicit XLA_FLAGS setting wins.
+if "xla_gpu_autotune_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_autotune_level=0").strip()
+
 import jax
 import jax.numpy as jnp
 import numpy as np
