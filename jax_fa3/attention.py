@@ -209,14 +209,13 @@ def varlen_attention(q: Array, k: Array, v: Array, cu_seqlens_q: Array, cu_seqle
       ``out`` ``(total_q, num_heads, head_dim)`` (and ``lse``).
     """
     val.check_qkv(q, k, v, 3, "(total_tokens, num_heads, head_dim)")
-    int32_vector = val.int32_vector
-    cu_seqlens_q = int32_vector("cu_seqlens_q", cu_seqlens_q, None, "(batch + 1,)")
+    cu_seqlens_q = val.int32_vector("cu_seqlens_q", cu_seqlens_q, None, "(batch + 1,)")
     batch = cu_seqlens_q.shape[0] - 1
     if batch < 1:
         raise ValueError(f"cu_seqlens_q must have shape (batch + 1,) with batch >= 1, got {tuple(cu_seqlens_q.shape)}")
-    cu_seqlens_k = int32_vector("cu_seqlens_k", cu_seqlens_k, batch + 1, f"(batch + 1,) = ({batch + 1},)")
+    cu_seqlens_k = val.int32_vector("cu_seqlens_k", cu_seqlens_k, batch + 1, f"(batch + 1,) = ({batch + 1},)")
     if seqused_k is not None:
-        seqused_k = int32_vector("seqused_k", seqused_k, batch, f"(batch,) = ({batch},)")
+        seqused_k = val.int32_vector("seqused_k", seqused_k, batch, f"(batch,) = ({batch},)")
     val.check_max_seqlen("max_seqlen_q", max_seqlen_q)
     val.check_max_seqlen("max_seqlen_k", max_seqlen_k)
     cfg = val.make_config(q, softmax_scale=softmax_scale, causal=causal, window_size=window_size,
