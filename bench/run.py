@@ -22,6 +22,7 @@ import numpy as np
 
 import jax_fa3
 from jax_fa3 import reference
+from jax_fa3.seeds import SEED_CU_SEQLENS, random_qkv, rel_err
 
 FP8 = jnp.float8_e4m3fn
 DTYPES = {"f16": jnp.float16, "bf16": jnp.bfloat16, "fp8": FP8}
@@ -56,25 +57,13 @@ def kernel_ms(fn, args, iterations: int) -> float:
     return float(statistics.median(samples))
 
 
-def rel_err(x, ref) -> float:
-    x = jnp.asarray(x, jnp.float32)
-    ref = jnp.asarray(ref, jnp.float32)
-    return float(jnp.linalg.norm(x - ref) / jnp.linalg.norm(ref))
-
-
 def visible_pairs(sq: int, sk: int, causal: bool) -> int:
     return int(reference.mask(sq, sk, causal).sum()) if causal else sq * sk
 
 
-def rand_qkv(seed, q_shape, kv_shape, dtype):
-    keys = jax.random.split(jax.random.PRNGKey(seed), 3)
-    return tuple(jax.random.normal(kk, s, jnp.float32).astype(dtype)
-                 for kk, s in zip(keys, (q_shape, kv_shape, kv_shape)))
-
-
 def bench_dense(name, dtype, b, sq, sk, h, hk, d, causal, iters, with_baselines=True, check=True):
     dt = DTYPES[dtype]
-    q, k, v = rand_qkv(sq, (b, sq, h, d), (b, sk, hk, d), dt)
+    q, k, v = random_qkv(sq, (b, sq, h, d), (b, sk, hk, d), dt)
     flops = 4 * b * h * d * visible_pairs(sq, sk, causal)
     ref = None
     if check:
@@ -97,24 +86,21 @@ def bench_dense(name, dtype, b, sq, sk, h, hk, d, causal, iters, with_baselines=
     return rows
 
 
-SEED_CU = np.array([0] + list(np.cumsum(([64] * 21 + [48] * 7) * 3)), np.int32)
-
-
 def bench_seed_fp8_varlen(iters):
-    q, k, v = rand_qkv(84, (5040, 16, 128), (5040, 16, 128), FP8)
+    q, k, v = random_qkv(84, (5040, 16, 128), (5040, 16, 128), FP8)
     ones = jnp.ones((84, 16), jnp.float32)
     kw = dict(q_descale=ones, k_descale=ones, v_descale=ones, softmax_scale=1 / np.sqrt(128))
-    cu = jnp.asarray(SEED_CU)
+    cu = jnp.asarray(SEED_CU_SEQLENS)
     fn = jax.jit(functools.partial(jax_fa3.varlen_attention, max_seqlen_q=1680, max_seqlen_k=1680, **kw))
     out = fn(q, k, v, cu, cu)
-    ref = reference.varlen_attention(q, k, v, SEED_CU, SEED_CU, **kw)
+    ref = reference.varlen_attention(q, k, v, SEED_CU_SEQLENS, SEED_CU_SEQLENS, **kw)
     ms = kernel_ms(fn, (q, k, v, cu, cu), iters)
-    flops = 4 * 16 * 128 * int(np.sum(np.diff(SEED_CU) ** 2))
+    flops = 4 * 16 * 128 * int(np.sum(np.diff(SEED_CU_SEQLENS) ** 2))
     rows = [Row("seed1 fp8 varlen 84x(64|48) h16 d128", "jax_fa3", ms, flops / ms / 1e9, rel_err(out, ref))]
     # cuDNN baseline: the same batch padded to 64 tokens, fp16 (JAX's cuDNN has no fp8 varlen).
-    lens = np.diff(SEED_CU)
+    lens = np.diff(SEED_CU_SEQLENS)
     qp = jnp.zeros((84, 64, 16, 128), jnp.float16)
-    idx = np.concatenate([np.arange(s, s + n) for s, n in zip(SEED_CU[:-1], lens)])
+    idx = np.concatenate([np.arange(s, s + n) for s, n in zip(SEED_CU_SEQLENS[:-1], lens)])
     bi = np.repeat(np.arange(84), lens)
     ti = np.concatenate([np.arange(n) for n in lens])
     qp = qp.at[bi, ti].set(q[idx].astype(jnp.float16))

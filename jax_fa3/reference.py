@@ -33,8 +33,13 @@ def mask(seqlen_q: int, seqlen_k: int, causal: bool = False, window_size=(-1, -1
     return m
 
 
-def _default_out_dtype(in_dtype):
-    return jnp.float16 if jnp.dtype(in_dtype) == jnp.dtype(jnp.float8_e4m3fn) else in_dtype
+def _statics(q, softmax_scale, softcap, out_dtype, compute_dtype, probs_dtype) -> dict:
+    """The static (hashable) keyword arguments of _core, defaults resolved."""
+    if out_dtype is None:
+        out_dtype = jnp.float16 if jnp.dtype(q.dtype) == jnp.dtype(jnp.float8_e4m3fn) else q.dtype
+    return dict(scale=float(softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])),
+                softcap=float(softcap), out_dtype=jnp.dtype(out_dtype), compute_dtype=jnp.dtype(compute_dtype),
+                probs_dtype=None if probs_dtype is None else jnp.dtype(probs_dtype))
 
 
 @functools.partial(jax.jit, static_argnames=("scale", "softcap", "out_dtype", "compute_dtype", "probs_dtype"))
@@ -92,15 +97,12 @@ def attention(q, k, v, *, q_descale=None, k_descale=None, v_descale=None, softma
     probs_dtype: if set, probabilities are rounded to it before ``P @ V``
       (models kernels that feed P to the tensor cores in low precision).
     """
-    b, sq, _, d = q.shape
+    b, sq = q.shape[:2]
     sk, hk = k.shape[1], k.shape[2]
     allowed = jnp.broadcast_to(jnp.asarray(mask(sq, sk, causal, window_size)), (b, sq, sk))
     out, lse = _core(q, k, v, _per_token(q_descale, b, sq, hk), _per_token(k_descale, b, sk, hk),
                      _per_token(v_descale, b, sk, hk), allowed,
-                     scale=float(softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(d)),
-                     softcap=float(softcap), out_dtype=jnp.dtype(out_dtype or _default_out_dtype(q.dtype)),
-                     compute_dtype=jnp.dtype(compute_dtype),
-                     probs_dtype=None if probs_dtype is None else jnp.dtype(probs_dtype))
+                     **_statics(q, softmax_scale, softcap, out_dtype, compute_dtype, probs_dtype))
     return (out, lse) if return_lse else out
 
 
@@ -130,8 +132,5 @@ def varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, *, seqused_k=None, q_d
 
     out, lse = _core(q[None], k[None], v[None], per_token(q_descale, seg_q), per_token(k_descale, seg_k),
                      per_token(v_descale, seg_k), jnp.asarray(allowed)[None],
-                     scale=float(softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])),
-                     softcap=float(softcap), out_dtype=jnp.dtype(out_dtype or _default_out_dtype(q.dtype)),
-                     compute_dtype=jnp.dtype(compute_dtype),
-                     probs_dtype=None if probs_dtype is None else jnp.dtype(probs_dtype))
+                     **_statics(q, softmax_scale, softcap, out_dtype, compute_dtype, probs_dtype))
     return (out[0], lse[0]) if return_lse else out[0]

@@ -23,7 +23,8 @@ from jax_fa3 import reference
 SEED_CU_SEQLENS = np.array([0] + list(np.cumsum(([64] * 21 + [48] * 7) * 3)), np.int32)
 
 
-def _qkv(seed: int, q_shape, kv_shape, dtype):
+def random_qkv(seed: int, q_shape, kv_shape, dtype):
+    """Random normal q, k, v in `dtype` (never constant data)."""
     keys = jax.random.split(jax.random.PRNGKey(seed), 3)
     return tuple(jax.random.normal(k, s, jnp.float32).astype(dtype) for k, s in zip(keys, (q_shape, kv_shape, kv_shape)))
 
@@ -35,13 +36,14 @@ def _timed(fn, *args) -> tuple[jax.Array, float]:
     return out, (time.perf_counter() - t0) * 1e3
 
 
-def _rel_err(x, ref) -> float:
+def rel_err(x, ref) -> float:
+    """||x - ref|| / ||ref||, in float32."""
     x, ref = jnp.asarray(x, jnp.float32), jnp.asarray(ref, jnp.float32)
     return float(jnp.linalg.norm(x - ref) / jnp.linalg.norm(ref))
 
 
 def fp8_varlen(on_gpu: bool) -> str:
-    q, k, v = _qkv(1, (5040, 16, 128), (5040, 16, 128), jnp.float8_e4m3fn)
+    q, k, v = random_qkv(1, (5040, 16, 128), (5040, 16, 128), jnp.float8_e4m3fn)
     ones = jnp.ones((84, 16), jnp.float32)
     kw = dict(q_descale=ones, k_descale=ones, v_descale=ones, softmax_scale=1 / math.sqrt(128), causal=False)
     cu = jnp.asarray(SEED_CU_SEQLENS)
@@ -53,22 +55,22 @@ def fp8_varlen(on_gpu: bool) -> str:
     end = int(SEED_CU_SEQLENS[n])
     ref = reference.varlen_attention(q[:end], k[:end], v[:end], SEED_CU_SEQLENS[:n + 1], SEED_CU_SEQLENS[:n + 1],
                                      **dict(kw, q_descale=ones[:n], k_descale=ones[:n], v_descale=ones[:n]))
-    return f"FP8 E4M3 varlen, 84 seqs, 16 heads, d128 -> {out.dtype}: err {_rel_err(out[:end], ref):.2e} " \
+    return f"FP8 E4M3 varlen, 84 seqs, 16 heads, d128 -> {out.dtype}: err {rel_err(out[:end], ref):.2e} " \
            f"(vs reference on {n} sequences), {ms:.3f} ms"
 
 
 def fp16_causal() -> str:
-    q, k, v = _qkv(2, (2, 512, 16, 128), (2, 512, 16, 128), jnp.float16)
+    q, k, v = random_qkv(2, (2, 512, 16, 128), (2, 512, 16, 128), jnp.float16)
     out, ms = _timed(jax.jit(functools.partial(jax_fa3.attention, causal=True)), q, k, v)
     ref = reference.attention(q, k, v, causal=True)
-    return f"FP16 causal, b2 s512 h16 d128: err {_rel_err(out, ref):.2e}, {ms:.3f} ms"
+    return f"FP16 causal, b2 s512 h16 d128: err {rel_err(out, ref):.2e}, {ms:.3f} ms"
 
 
 def fp16_decode(batch: int) -> str:
-    q, k, v = _qkv(3, (batch, 1, 16, 128), (batch, 2048, 2, 128), jnp.float16)
+    q, k, v = random_qkv(3, (batch, 1, 16, 128), (batch, 2048, 2, 128), jnp.float16)
     out, ms = _timed(jax.jit(jax_fa3.attention), q, k, v)
     ref = reference.attention(q, k, v)
-    return f"FP16 decode, b{batch} sq1 sk2048 16/2 heads (GQA): err {_rel_err(out, ref):.2e}, {ms:.3f} ms"
+    return f"FP16 decode, b{batch} sq1 sk2048 16/2 heads (GQA): err {rel_err(out, ref):.2e}, {ms:.3f} ms"
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 import jax_fa3
 from jax_fa3 import _ffi, reference
+from jax_fa3.seeds import SEED_CU_SEQLENS
 from conftest import DTYPES, FP8, assert_matches_reference, gpu, rand_qkv, random_cu_seqlens, rel_err
 
 pytestmark = [pytest.mark.gpu, gpu]
@@ -84,21 +85,18 @@ def test_varlen_random(dtype, feature):
     assert_matches_reference(out, lse, functools.partial(reference.varlen_attention, q, k, v, cu_q, cu_k, **kw), dt)
 
 
-SEED_CU = np.array([0] + list(np.cumsum(([64] * 21 + [48] * 7) * 3)), np.int32)
-
-
 def test_seed_fp8_varlen():
     """Seed case 1 exactly, with random data: FP8 E4M3, 84 sequences of 64/48
     tokens, 16 heads, d 128, max_seqlen 1680, per-(batch, head) descale."""
-    assert SEED_CU.shape == (85,) and SEED_CU[-1] == 5040
+    assert SEED_CU_SEQLENS.shape == (85,) and SEED_CU_SEQLENS[-1] == 5040
     q, k, v = rand_qkv(84, (5040, 16, 128), (5040, 16, 128), FP8)
     kw = dict(q_descale=jnp.ones((84, 16), jnp.float32), k_descale=jnp.ones((84, 16), jnp.float32),
               v_descale=jnp.ones((84, 16), jnp.float32), softmax_scale=1 / np.sqrt(128), causal=False)
-    cu = jnp.asarray(SEED_CU)
+    cu = jnp.asarray(SEED_CU_SEQLENS)
     out = jax.jit(functools.partial(jax_fa3.varlen_attention, max_seqlen_q=1680, max_seqlen_k=1680, **kw))(
         q, k, v, cu, cu)
     assert out.dtype == jnp.float16 and out.shape == (5040, 16, 128)
-    assert_matches_reference(out, None, functools.partial(reference.varlen_attention, q, k, v, SEED_CU, SEED_CU, **kw), FP8)
+    assert_matches_reference(out, None, functools.partial(reference.varlen_attention, q, k, v, SEED_CU_SEQLENS, SEED_CU_SEQLENS, **kw), FP8)
 
 
 def test_seed_fp16_causal():
