@@ -38,11 +38,17 @@ def portable_files() -> dict[str, str]:
     return files
 
 
+# Every family of generated files; each returns {file name: text}.
+GENERATORS = [portable_files]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if files are stale")
     args = parser.parse_args()
-    wanted = portable_files()
+    wanted = {}
+    for generate in GENERATORS:
+        wanted.update(generate())
     existing = {p.name for p in OUT_DIR.glob("*.cu")}
     stale = sorted(
         name for name, text in wanted.items()
