@@ -9,6 +9,11 @@ import os
 # creates its backends; an explicit XLA_FLAGS setting wins.
 if "xla_gpu_autotune_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_autotune_level=0").strip()
+# The kernel-path tests switch JAX_FA3_FORCE_PORTABLE between runs of one
+# executable; the handler reads it at each execution, which a command buffer
+# (CUDA graph) recorded once would skip.
+if "xla_gpu_enable_command_buffer" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] += " --xla_gpu_enable_command_buffer="
 
 import jax
 import jax.numpy as jnp
@@ -99,3 +104,11 @@ def on_cpu():
 
 
 gpu = pytest.mark.skipif(not gpu_devices(), reason="no GPU visible to JAX")
+
+
+@pytest.fixture(params=["auto", "portable"])
+def kernel_path(request, monkeypatch) -> str:
+    """Runs a GPU test on the default kernel choice (the Hopper kernel on
+    sm_90 where it covers the problem) and again pinned to the portable one."""
+    monkeypatch.setenv("JAX_FA3_FORCE_PORTABLE", "1" if request.param == "portable" else "0")
+    return request.param

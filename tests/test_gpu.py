@@ -51,13 +51,13 @@ def run_dense(dtype, sq, sk, h, hk, d, b=2, seed=0, **kw):
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("feature", list(FEATURES))
 @pytest.mark.parametrize("sq, sk", [(1, 1023), (113, 239), (239, 113), (1023, 1023)])
-def test_dense_features(dtype, feature, sq, sk):
+def test_dense_features(dtype, feature, sq, sk, kernel_path):
     run_dense(dtype, sq, sk, 4, 2, 128, **FEATURES[feature])
 
 
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("d", [8, 64, 80, 96, 128, 192, 256])
-def test_head_dims(dtype, d):
+def test_head_dims(dtype, d, kernel_path):
     run_dense(dtype, 239, 239, 2, 1, d, causal=True)
 
 
@@ -68,7 +68,7 @@ def test_gqa_ratios(group):
 
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("feature", ["plain", "causal", "window", "softcap"])
-def test_varlen_random(dtype, feature):
+def test_varlen_random(dtype, feature, kernel_path):
     dt = DTYPES[dtype]
     rng = np.random.default_rng(len(dtype) * 100 + len(feature))
     batch, h, hk, d = 23, 8, 2, 128
@@ -97,6 +97,36 @@ def test_seed_fp8_varlen():
         q, k, v, cu, cu)
     assert out.dtype == jnp.float16 and out.shape == (5040, 16, 128)
     assert_matches_reference(out, None, functools.partial(reference.varlen_attention, q, k, v, SEED_CU_SEQLENS, SEED_CU_SEQLENS, **kw), FP8)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("d", [64, 128, 256])
+def test_more_tiles_than_sms(d, causal, kernel_path):
+    """Persistent CTAs wrap around many tiles; L2 sections and the
+    longest-first order must still cover every (batch, head, block) once."""
+    run_dense("bf16", 1023, 1023, 16, 4, d, b=3, causal=causal)
+
+
+@pytest.mark.parametrize("dtype", ["f16", "bf16"])
+def test_unused_keys_may_hold_nan(dtype, kernel_path):
+    """Keys past seqused_k and the tail of cu_seqlens_k are never attended:
+    NaN there (an unwritten KV cache) must not reach the output."""
+    dt = DTYPES[dtype]
+    cu = np.array([0, 200, 211, 600], np.int32)
+    used = np.array([130, 11, 1], np.int32)
+    q, k, v = rand_qkv(7, (600, 4, 128), (700, 2, 128), dt)
+    dead = np.ones(700, bool)
+    for b in range(3):
+        dead[cu[b]:cu[b] + used[b]] = False
+    k = jnp.where(dead[:, None, None], jnp.nan, k).astype(dt)
+    v = jnp.where(dead[:, None, None], jnp.nan, v).astype(dt)
+    kw = dict(seqused_k=jnp.asarray(used))
+    out, lse = jax.jit(functools.partial(jax_fa3.varlen_attention, return_lse=True, **kw))(
+        q, k, v, jnp.asarray(cu), jnp.asarray(cu))
+    clean_k = jnp.where(dead[:, None, None], 0, k).astype(dt)
+    clean_v = jnp.where(dead[:, None, None], 0, v).astype(dt)
+    assert_matches_reference(out, lse, functools.partial(reference.varlen_attention, q, clean_k, clean_v, cu, cu,
+                                                         **kw), dt)
 
 
 def test_seed_fp16_causal():

@@ -38,8 +38,27 @@ def portable_files() -> dict[str, str]:
     return files
 
 
+# The Hopper kernel's 16-bit variants; other head dims run in the next larger
+# bucket (TMA zero-fills the extra columns), FP8 on the portable kernel.
+HOPPER_DTYPES = PORTABLE_DTYPES[:2]
+HOPPER_HEAD_DIM_BUCKETS = [64, 128, 256]
+
+
+def hopper_files() -> dict[str, str]:
+    files = {}
+    for tag, in_t, out_t in HOPPER_DTYPES:
+        for hd in HOPPER_HEAD_DIM_BUCKETS:
+            files[f"fwd_sm90_{tag}_hd{hd}.cu"] = (
+                HEADER
+                + '#include "kernels/hopper/launch_fwd_sm90.cuh"\n\n'
+                + f"template cudaError_t jax_fa3::hopper::LaunchFwd<{in_t}, {out_t}, {hd}>(\n"
+                + "    const jax_fa3::AttentionParams&, cudaStream_t);\n"
+            )
+    return files
+
+
 # Every family of generated files; each returns {file name: text}.
-GENERATORS = [portable_files]
+GENERATORS = [portable_files, hopper_files]
 
 
 def main() -> int:

@@ -1,10 +1,46 @@
-// Chooses the compiled variant for a problem. The portable kernel serves
-// every GPU from sm_80 on.
+// Chooses the compiled variant for a problem. The Hopper kernel takes what
+// it covers on sm_90; the portable kernel serves everything else from sm_80 on.
+#include <cstdlib>
+#include <cstring>
+
 #include "cutlass/numeric_types.h"
+#include "kernels/hopper/supported.h"
 #include "kernels/launch_fwd.h"
 
 namespace jax_fa3 {
 namespace {
+
+#ifdef JAX_FA3_WITH_SM90
+// JAX_FA3_FORCE_PORTABLE=1 pins every call to the portable kernel (read at
+// each call, so tests can compare both paths in one process).
+bool ForcedPortable() {
+  const char* v = std::getenv("JAX_FA3_FORCE_PORTABLE");
+  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
+
+bool OnSm90() {
+  int device, major, minor;
+  if (cudaGetDevice(&device) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) return false;
+  return major == 9 && minor == 0;  // sm_90a code runs on sm_90 only
+}
+
+// Decode-shaped calls (a few query rows, KV-cache features, forced splits)
+// belong to the portable kernel's split-KV and packed-GQA paths.
+bool HopperTakes(const AttentionParams& p) {
+  constexpr int kDecodeRows = 16;
+  if (!p.is_varlen() && p.seqlen_q <= kDecodeRows) return false;
+  return hopper::Supported(p) && !ForcedPortable() && OnSm90();
+}
+
+template <class In, class Out>
+cudaError_t DispatchHopper(const AttentionParams& p, cudaStream_t stream) {
+  if (p.head_dim <= 64) return hopper::LaunchFwd<In, Out, 64>(p, stream);
+  if (p.head_dim <= 128) return hopper::LaunchFwd<In, Out, 128>(p, stream);
+  return hopper::LaunchFwd<In, Out, 256>(p, stream);
+}
+#endif
 
 template <class In, class Out>
 cudaError_t DispatchHeadDim(const AttentionParams& p, cudaStream_t stream) {
@@ -21,6 +57,12 @@ cudaError_t AttentionForwardCuda(const AttentionParams& p, cudaStream_t stream) 
   using cutlass::bfloat16_t;
   using cutlass::float_e4m3_t;
   using cutlass::half_t;
+#ifdef JAX_FA3_WITH_SM90
+  if (HopperTakes(p)) {
+    if (p.in_dtype == DType::kF16) return DispatchHopper<half_t, half_t>(p, stream);
+    if (p.in_dtype == DType::kBF16) return DispatchHopper<bfloat16_t, bfloat16_t>(p, stream);
+  }
+#endif
   switch (p.in_dtype) {
     case DType::kF16: return DispatchHeadDim<half_t, half_t>(p, stream);
     case DType::kBF16: return DispatchHeadDim<bfloat16_t, bfloat16_t>(p, stream);

@@ -17,4 +17,11 @@ template <class In, class Out, int kHeadDim>
 cudaError_t LaunchFwd(const AttentionParams& params, cudaStream_t stream);
 }  // namespace portable
 
+namespace hopper {
+// sm_90a TMA/WGMMA kernel for the problems hopper::Supported accepts; one
+// instantiation per (input, output, head-dim bucket) in ffi/instantiations/.
+template <class In, class Out, int kHeadDim>
+cudaError_t LaunchFwd(const AttentionParams& params, cudaStream_t stream);
+}  // namespace hopper
+
 }  // namespace jax_fa3

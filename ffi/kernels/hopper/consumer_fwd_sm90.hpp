@@ -1,0 +1,100 @@
+// One consumer warpgroup's work on a tile: 64 query rows against the tile's
+// visible key blocks (see mainloop_fwd_sm90.hpp for the pipeline order).
+#pragma once
+
+#include "kernels/hopper/mainloop_fwd_sm90.hpp"
+
+namespace jax_fa3::hopper {
+
+template <class Cfg>
+struct ConsumerMainloop {
+  using Element = typename Cfg::Element;
+  using PipelineK = typename Cfg::PipelineK;
+  using PipelineV = typename Cfg::PipelineV;
+  using BlockM = typename Cfg::BlockM;
+  using BlockN = typename Cfg::BlockN;
+
+  typename Cfg::TiledMmaQK mma_qk;
+  typename Cfg::TiledMmaPV mma_pv;
+  typename PipelineK::PipelineState k_state;
+  typename PipelineV::PipelineState v_state;
+
+  // Zeroes V rows past the sequence's keys in the block's stage: their P is
+  // 0, but 0 * NaN (an unwritten KV-cache row behind seqused_k, or the next
+  // sequence's data) would still poison the output. Both warpgroups read
+  // every V row, so both finish zeroing before either multiplies.
+  template <class TV>
+  __device__ static void ZeroVTail(TV&& sv, int first_row, int tid) {  // sv: (D, N)
+    const int count = (Cfg::kBlockN - first_row) * Cfg::kHeadDim;
+    for (int i = tid; i < count; i += Cfg::kConsumerThreads) {
+      sv(i % Cfg::kHeadDim, first_row + i / Cfg::kHeadDim) = Element(0);
+    }
+    cutlass::arch::fence_view_async_shared();  // generic-proxy stores, read by wgmma's async proxy
+    cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads, uint32_t(Barrier::kVTailZeroed));
+  }
+
+  // Accumulates this warpgroup's unnormalized O (cleared by the caller) and
+  // the softmax statistics over key blocks hi-1 down to lo.
+  template <class TO>
+  __device__ void Run(typename Cfg::SharedStorage& ss, PipelineK& pipe_k, PipelineV& pipe_v,
+                      const ConsumerTile& ct, OnlineSoftmaxSm90<2>& softmax, TO& tOrO, int tid) {
+    auto thr_qk = mma_qk.get_thread_slice(tid);
+    auto thr_pv = mma_pv.get_thread_slice(tid);
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Cfg::SmemLayoutQ{});    // (M, D)
+    Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Cfg::SmemLayoutK{});    // (N, D, stages)
+    Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename Cfg::SmemLayoutVt{});  // (D, N, stages)
+    Tensor tSrQ = thr_qk.partition_fragment_A(sQ);                         // (MMA, MMA_M, MMA_K)
+    Tensor tSrK = thr_qk.partition_fragment_B(sK);                         // (MMA, MMA_N, MMA_K, stages)
+    Tensor tOrV = thr_pv.partition_fragment_B(sVt);                        // (MMA, MMA_N, MMA_K, stages)
+    Tensor tSrS = partition_fragment_C(mma_qk, Shape<BlockM, BlockN>{});  // (MMA, MMA_M, MMA_N)
+    Tensor rP = make_tensor_like<Element>(tSrS);                          // (MMA, MMA_M, MMA_N)
+    Tensor tOrP = make_tensor(rP.data(), AccumulatorAsA(tSrS.layout()));   // (MMA, MMA_M, MMA_K)
+    Tensor s_rc = make_tensor(tSrS.data(), RowColLayout(tSrS.layout()));   // (rows, cols)
+    Tensor o_rc = make_tensor(tOrO.data(), RowColLayout(tOrO.layout()));   // (rows, cols)
+    Tensor cS = thr_qk.partition_C(make_identity_tensor(Shape<BlockM, BlockN>{}));  // (MMA, MMA_M, MMA_N)
+    Tensor c_rc = make_tensor(cS.data(), RowColLayout(cS.layout()));                // (rows, cols)
+
+    float correction[2];
+    auto softmax_step = [&](int n) {
+      const int n0 = n * Cfg::kBlockN;
+      if (ct.scale.cap_inverse != 0.f) ApplySoftcap(s_rc, ct.scale);
+      if (!ct.mask.AllVisible(ct.wg_row0, ct.wg_row0 + Cfg::kRowsPerWarpgroup, n0, n0 + Cfg::kBlockN)) {
+        ApplyMask(s_rc, c_rc, ct.mask, ct.m0, n0);
+      }
+      softmax.Update(s_rc, ct.scale.scale_log2, correction);
+    };
+
+    const int n_last = ct.blocks.hi - 1;
+    pipe_k.consumer_wait(k_state);
+    Gemm<true, 0>(mma_qk, tSrQ, tSrK(_, _, _, k_state.index()), tSrS);
+    pipe_k.consumer_release(k_state);
+    ++k_state;
+    softmax_step(n_last);  // O is still zero: the correction is moot
+    ConvertFragment(tSrS, rP);
+    pipe_v.consumer_wait(v_state);
+    if (ct.v_tail_row >= 0) ZeroVTail(sVt(_, _, v_state.index()), ct.v_tail_row, tid);
+
+    for (int n = n_last; n > ct.blocks.lo; --n) {
+      pipe_k.consumer_wait(k_state);
+      Gemm<true, -1>(mma_qk, tSrQ, tSrK(_, _, _, k_state.index()), tSrS);
+      Gemm<false, -1>(mma_pv, tOrP, tOrV(_, _, _, v_state.index()), tOrO);
+      warpgroup_wait<1>();  // S(n-1) is ready; P(n) V(n) may still run
+      warpgroup_fence_operand(tSrS);
+      pipe_k.consumer_release(k_state);
+      ++k_state;
+      softmax_step(n - 1);
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tOrO);
+      pipe_v.consumer_release(v_state);
+      ++v_state;
+      OnlineSoftmaxSm90<2>::Rescale(o_rc, correction);
+      ConvertFragment(tSrS, rP);
+      pipe_v.consumer_wait(v_state);
+    }
+    Gemm<false, 0>(mma_pv, tOrP, tOrV(_, _, _, v_state.index()), tOrO);
+    pipe_v.consumer_release(v_state);
+    ++v_state;
+  }
+};
+
+}  // namespace jax_fa3::hopper

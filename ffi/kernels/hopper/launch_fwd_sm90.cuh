@@ -1,0 +1,66 @@
+// Host side of the Hopper kernel: TMA descriptors, persistent grid, launch.
+// Included by the fwd_sm90_* instantiation files (built for sm_90a only).
+#pragma once
+
+#include "kernels/hopper/kernel_fwd_sm90.hpp"
+#include "kernels/launch_fwd.h"
+
+namespace jax_fa3::hopper {
+
+// (batch, head) pairs whose K and V fit in half of L2 form one scheduler
+// section, so K/V re-reads by a section's query blocks hit L2. The query
+// heads of one KV head share its K/V.
+inline int SectionPairs(const AttentionParams& p, int elem_bytes, int l2_bytes) {
+  const int64_t kv_bytes = 2ll * p.seqlen_k * p.head_dim * elem_bytes / p.head_group();
+  const int64_t pairs = std::max<int64_t>(1, (l2_bytes / 2) / std::max<int64_t>(kv_bytes, 1));
+  return static_cast<int>(std::min<int64_t>(pairs, int64_t{p.batch} * p.num_heads));
+}
+
+template <class In, class Out, int kHeadDim>
+cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
+  using Cfg = TileConfig<In, kHeadDim>;
+  KernelParams<Cfg> kp;
+  kp.p = p;
+  int m_blocks;
+  kp.sched.num_tiles = TileScheduler<Cfg::kBlockM>::NumTilesUpperBound(p, &m_blocks);
+  if (kp.sched.num_tiles == 0) return cudaSuccess;
+  kp.sched.num_m_blocks = m_blocks;
+  kp.sched.longest_first = p.window_right >= 0;
+
+  int device, sms, l2_bytes;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device);
+  if (err != cudaSuccess) return err;
+  kp.sched.section = SectionPairs(p, sizeof(In), l2_bytes);
+
+  // Varlen tensors are one sequence of all tokens; the batch mode is 1.
+  const int batch = p.is_varlen() ? 1 : p.batch;
+  auto batch_stride = [&](const TensorStrides& s) { return p.is_varlen() ? int64_t{0} : s.batch; };
+  kp.shape_q = make_shape(p.seqlen_q, p.head_dim, p.num_heads, batch);
+  kp.shape_k = make_shape(p.seqlen_k, p.head_dim, p.num_heads_k, batch);
+  kp.shape_vt = make_shape(p.head_dim, p.seqlen_k, p.num_heads_k, batch);
+  auto gmem = [](const void* ptr) { return make_gmem_ptr(static_cast<const In*>(ptr)); };
+  Tensor mQ = make_tensor(gmem(p.q), kp.shape_q,
+                          make_stride(p.q_stride.row, _1{}, p.q_stride.head, batch_stride(p.q_stride)));
+  Tensor mK = make_tensor(gmem(p.k), kp.shape_k,
+                          make_stride(p.k_stride.row, _1{}, p.k_stride.head, batch_stride(p.k_stride)));
+  Tensor mVt = make_tensor(gmem(p.v), kp.shape_vt,
+                           make_stride(_1{}, p.v_stride.row, p.v_stride.head, batch_stride(p.v_stride)));
+  kp.tma_q = make_tma_copy(SM90_TMA_LOAD{}, mQ, typename Cfg::SmemLayoutQ{},
+                           Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{}, _1{});
+  kp.tma_k = make_tma_copy(SM90_TMA_LOAD{}, mK, take<0, 2>(typename Cfg::SmemLayoutK{}),
+                           Shape<typename Cfg::BlockN, typename Cfg::HeadDim>{}, _1{});
+  kp.tma_v = make_tma_copy(SM90_TMA_LOAD{}, mVt, take<0, 2>(typename Cfg::SmemLayoutVt{}),
+                           Shape<typename Cfg::HeadDim, typename Cfg::BlockN>{}, _1{});
+
+  auto* kernel = &AttentionFwdSm90<Cfg, Out>;
+  // Host-side attribute, not a stream operation: safe under graph capture.
+  err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  if (err != cudaSuccess) return err;
+  const int grid = std::min(kp.sched.num_tiles, sms);
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(kp);
+  return cudaGetLastError();
+}
+
+}  // namespace jax_fa3::hopper

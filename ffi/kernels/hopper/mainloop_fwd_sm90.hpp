@@ -1,0 +1,177 @@
+// The two halves of the Hopper mainloop: the producer's TMA loads and the
+// consumers' wgmma + online-softmax loop over the visible key blocks.
+//
+// Key blocks are visited from the last one down (the partial, masked block
+// first), K and V in separate pipelines so K(n-1) can land while V(n) is
+// still being read. Each consumer step issues S(n-1) = Q K(n-1)^T and then
+// O += P(n) V(n) without waiting, so the softmax of S(n-1) runs on the CUDA
+// cores while the tensor cores finish P(n) V(n).
+#pragma once
+
+#include "kernels/hopper/tile_config.h"  // first: cute/tensor.hpp before any cute atom header
+#include "cute/atom/copy_traits_sm90_tma.hpp"
+#include "cutlass/numeric_conversion.h"
+#include "kernels/hopper/softmax.hpp"
+#include "kernels/hopper/tile_scheduler.hpp"
+
+namespace jax_fa3::hopper {
+
+// Global tensors as TMA addresses them: (seqlen, d, head, batch). V is
+// addressed transposed, (d, seqlen, head, batch), to land as V^T.
+using ShapeQKV = Shape<int32_t, int32_t, int32_t, int32_t>;
+using StrideQK = Stride<int64_t, _1, int64_t, int64_t>;
+using StrideVt = Stride<_1, int64_t, int64_t, int64_t>;
+
+template <class Cfg>
+struct TmaTypes {
+  using E = typename Cfg::Element;
+  template <class Stride>
+  using GTensor = decltype(make_tensor(make_gmem_ptr(static_cast<const E*>(nullptr)), ShapeQKV{}, Stride{}));
+  using Q = decltype(make_tma_copy(SM90_TMA_LOAD{}, GTensor<StrideQK>{}, typename Cfg::SmemLayoutQ{},
+                                   Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{}, _1{}));
+  using K = decltype(make_tma_copy(SM90_TMA_LOAD{}, GTensor<StrideQK>{}, take<0, 2>(typename Cfg::SmemLayoutK{}),
+                                   Shape<typename Cfg::BlockN, typename Cfg::HeadDim>{}, _1{}));
+  using V = decltype(make_tma_copy(SM90_TMA_LOAD{}, GTensor<StrideVt>{}, take<0, 2>(typename Cfg::SmemLayoutVt{}),
+                                   Shape<typename Cfg::HeadDim, typename Cfg::BlockN>{}, _1{}));
+};
+
+template <class Cfg>
+struct KernelParams {
+  AttentionParams p;
+  SchedulerParams sched;
+  typename TmaTypes<Cfg>::Q tma_q;
+  typename TmaTypes<Cfg>::K tma_k;
+  typename TmaTypes<Cfg>::V tma_v;
+  ShapeQKV shape_q;   // (seqlen_q, d, heads, batch)
+  ShapeQKV shape_k;   // (seqlen_k, d, heads_k, batch)
+  ShapeQKV shape_vt;  // (d, seqlen_k, heads_k, batch)
+};
+
+// Key blocks [lo, hi) that some row of the tile may see; empty when none.
+struct KeyBlocks {
+  int lo = 0;
+  int hi = 0;
+  __device__ bool empty() const { return lo >= hi; }
+};
+
+template <class Cfg>
+__device__ __forceinline__ KeyBlocks VisibleKeyBlocks(const AttentionParams& p, const TileInfo& t) {
+  const Mask mask{t.seq.seqlen_q, t.seq.seqlen_k, p.window_left, p.window_right};
+  const int m0 = t.m_block * Cfg::kBlockM;
+  int lo, hi;
+  mask.KeyRange(m0, min(m0 + Cfg::kBlockM, t.seq.seqlen_q), &lo, &hi);
+  if (lo >= hi) return {};
+  return {lo / Cfg::kBlockN, (hi + Cfg::kBlockN - 1) / Cfg::kBlockN};
+}
+
+// One warp; lane 0 issues every TMA and drives the pipelines.
+template <class Cfg>
+struct Producer {
+  using PipelineK = typename Cfg::PipelineK;
+  using PipelineV = typename Cfg::PipelineV;
+
+  __device__ static void Run(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss, PipelineK& pipe_k,
+                             PipelineV& pipe_v) {
+    const bool leader = threadIdx.x % 32 == 0;
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Cfg::SmemLayoutQ{});    // (M, D)
+    Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Cfg::SmemLayoutK{});    // (N, D, stages)
+    Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename Cfg::SmemLayoutVt{});  // (D, N, stages)
+    Tensor mQ = kp.tma_q.get_tma_tensor(kp.shape_q);    // (seqlen_q, d, heads, batch)
+    Tensor mK = kp.tma_k.get_tma_tensor(kp.shape_k);    // (seqlen_k, d, heads_k, batch)
+    Tensor mVt = kp.tma_v.get_tma_tensor(kp.shape_vt);  // (d, seqlen_k, heads_k, batch)
+
+    auto k_state = cutlass::make_producer_start_state<PipelineK>();
+    auto v_state = cutlass::make_producer_start_state<PipelineV>();
+    TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
+    bool reloading_q = false;
+    for (int t = blockIdx.x; t < kp.sched.num_tiles; t += gridDim.x) {
+      const TileInfo tile = scheduler.Decode(t);
+      if (!tile.valid) break;
+      const KeyBlocks kb = VisibleKeyBlocks<Cfg>(kp.p, tile);
+      if (kb.empty()) continue;  // consumers write zeros without Q, K or V
+      // sQ still holds the previous tile's queries until the consumers say so.
+      if (reloading_q) cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty));
+      reloading_q = true;
+
+      const int b = kp.p.is_varlen() ? 0 : tile.batch;
+      const int kv_head = tile.head / kp.p.head_group();
+      Tensor gQ = local_tile(domain_offset(make_coord(tile.seq.q_start, _0{}), mQ(_, _, tile.head, b)),
+                             Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{},
+                             make_coord(tile.m_block, _0{}));  // (M, D)
+      Tensor gK = local_tile(domain_offset(make_coord(tile.seq.k_start, _0{}), mK(_, _, kv_head, b)),
+                             Shape<typename Cfg::BlockN, typename Cfg::HeadDim>{},
+                             make_coord(_, _0{}));  // (N, D, key blocks)
+      Tensor gVt = local_tile(domain_offset(make_coord(_0{}, tile.seq.k_start), mVt(_, _, kv_head, b)),
+                              Shape<typename Cfg::HeadDim, typename Cfg::BlockN>{},
+                              make_coord(_0{}, _));  // (D, N, key blocks)
+      auto [tQg, tQs] = tma_partition(kp.tma_q, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ),
+                                      group_modes<0, 2>(gQ));  // (TMA), (TMA)
+      auto [tKg, tKs] = tma_partition(kp.tma_k, _0{}, Layout<_1>{}, group_modes<0, 2>(sK),
+                                      group_modes<0, 2>(gK));  // (TMA, key blocks), (TMA, stages)
+      auto [tVg, tVs] = tma_partition(kp.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sVt),
+                                      group_modes<0, 2>(gVt));  // (TMA, key blocks), (TMA, stages)
+      if (leader) {
+        using BarrierWord = cutlass::arch::ClusterTransactionBarrier::ValueType;
+        ss.q_full.arrive_and_expect_tx(Cfg::kQBytes);
+        copy(kp.tma_q.with(reinterpret_cast<BarrierWord&>(ss.q_full), 0), tQg, tQs);
+        for (int n = kb.hi - 1; n >= kb.lo; --n) {
+          pipe_k.producer_acquire(k_state);
+          copy(kp.tma_k.with(*pipe_k.producer_get_barrier(k_state), 0), tKg(_, n), tKs(_, k_state.index()));
+          ++k_state;
+          pipe_v.producer_acquire(v_state);
+          copy(kp.tma_v.with(*pipe_v.producer_get_barrier(v_state), 0), tVg(_, n), tVs(_, v_state.index()));
+          ++v_state;
+        }
+      }
+      __syncwarp();
+    }
+    // The CTA must not exit while its TMA writes are in flight.
+    if (leader) {
+      pipe_k.producer_tail(k_state);
+      pipe_v.producer_tail(v_state);
+    }
+  }
+};
+
+// Issues one wgmma batch over all k-blocks: C (+)= A B. kWait < 0 leaves it
+// in flight (the caller waits with warpgroup_wait).
+template <bool kZeroInit, int kWait, class Mma, class TA, class TB, class TC>
+__device__ __forceinline__ void Gemm(Mma& mma, TA& a, const TB& b, TC& c) {
+  // A is either shared-memory descriptors (SS) or registers (RS).
+  constexpr bool kRegisterA = !is_same_v<typename TA::iterator, GMMA::DescriptorIterator>;
+  if constexpr (kRegisterA) warpgroup_fence_operand(a);
+  warpgroup_fence_operand(c);
+  warpgroup_arrive();
+  if constexpr (kZeroInit) mma.accumulate_ = GMMA::ScaleOut::Zero;
+#pragma unroll
+  for (int k = 0; k < size<2>(a); ++k) {
+    cute::gemm(mma, a(_, _, k), b(_, _, k), c);
+    mma.accumulate_ = GMMA::ScaleOut::One;
+  }
+  warpgroup_commit_batch();
+  if constexpr (kWait >= 0) warpgroup_wait<kWait>();
+  warpgroup_fence_operand(c);
+  if constexpr (kRegisterA) warpgroup_fence_operand(a);
+}
+
+template <class TSrc, class TDst>
+__device__ __forceinline__ void ConvertFragment(const TSrc& src, TDst& dst) {
+  using From = typename TSrc::value_type;
+  using To = typename TDst::value_type;
+  constexpr int kSize = decltype(size(src))::value;
+  cutlass::NumericArrayConverter<To, From, kSize> convert;
+  *reinterpret_cast<cutlass::Array<To, kSize>*>(dst.data()) =
+      convert(*reinterpret_cast<const cutlass::Array<From, kSize>*>(src.data()));
+}
+
+// What one consumer warpgroup needs to know about the current tile.
+struct ConsumerTile {
+  Mask mask;
+  ScoreScale scale;
+  KeyBlocks blocks;
+  int m0;           // first row of the CTA tile
+  int wg_row0;      // first row of this warpgroup's 64
+  int v_tail_row;   // V rows >= this in the first (last) key block must be zeroed; -1: none
+};
+
+}  // namespace jax_fa3::hopper

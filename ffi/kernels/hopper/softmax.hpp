@@ -1,0 +1,131 @@
+// Score masking and online softmax over wgmma accumulators.
+//
+// Scores stay raw (Q K^T, or tanh(...) under softcap) and the scale is folded
+// into the exponent: p = exp2(s * scale_log2 - max * scale_log2), one FFMA and
+// one MUFU.EX2 per element. The rules match portable::OnlineSoftmax: rows that
+// see no key yet use 0 as the reference, and a row that saw no key at all
+// ends with output 0 and lse -inf.
+#pragma once
+
+#include <cmath>
+
+#include "cute/tensor.hpp"
+#include "kernels/mask.h"
+
+namespace jax_fa3::hopper {
+
+using namespace cute;
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Accumulator ((2, 2, N/8), MMA_M, MMA_N) as (rows, cols) =
+// ((2, MMA_M), (2, N/8, MMA_N)): each thread holds 2 rows of a warpgroup tile.
+template <class Layout>
+__device__ __forceinline__ constexpr auto RowColLayout(Layout l) {
+  return make_layout(make_layout(get<0, 1>(l), get<1>(l)),
+                     make_layout(get<0, 0>(l), get<0, 2>(l), get<2>(l)));
+}
+
+// The S accumulator reread as the A operand of a 16-bit RS wgmma:
+// ((2, 2, N/8), MMA_M, MMA_N) -> ((2, 2, 2), MMA_M, N/16). Same registers, no moves:
+// the accumulator of an m64nNk16 tile and the A fragment of m64n?k16 share
+// their thread/value mapping once pairs of 8-column groups are merged.
+template <class Layout>
+__device__ __forceinline__ constexpr auto AccumulatorAsA(Layout l) {
+  auto pairs = logical_divide(get<0, 2>(l), Tile<_2>{});  // ((2, N/16))
+  return make_layout(make_layout(get<0, 0>(l), get<0, 1>(l), get<0, 0>(pairs)), get<1>(l),
+                     coalesce(make_layout(get<0, 1>(pairs), get<2>(l))));
+}
+
+// How raw scores become logits: softcap (tanh) and the exp2 scale.
+struct ScoreScale {
+  float scale_log2;   // multiplies the (capped) score inside exp2
+  float cap_inverse;  // softmax_scale * descales / softcap; 0 without softcap
+
+  __device__ static ScoreScale Make(float scale, float softcap) {
+    if (softcap > 0.f) return {softcap * kLog2e, scale / softcap};
+    return {scale * kLog2e, 0.f};
+  }
+};
+
+// Softcap, in place, on a (rows, cols) view of raw scores.
+template <class TS>
+__device__ __forceinline__ void ApplySoftcap(TS& s, const ScoreScale& scale) {
+#pragma unroll
+  for (int i = 0; i < size(s); ++i) s(i) = tanhf(s(i) * scale.cap_inverse);
+}
+
+// Sets masked scores to -inf. `coord` holds each element's (row, col) inside
+// the tile; row0/col0 place the tile in the sequence.
+template <class TS, class TC>
+__device__ __forceinline__ void ApplyMask(TS& s, const TC& coord, const Mask& mask, int row0, int col0) {
+#pragma unroll
+  for (int i = 0; i < size(s); ++i) {
+    if (!mask.Allowed(row0 + get<0>(coord(i)), col0 + get<1>(coord(i)))) s(i) = -INFINITY;
+  }
+}
+
+template <int kRows>
+struct OnlineSoftmaxSm90 {
+  float row_max[kRows];  // raw-score units
+  float row_sum[kRows];  // this thread's columns only until Finalize
+
+  __device__ __forceinline__ void Reset() {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      row_max[r] = -INFINITY;
+      row_sum[r] = 0.f;
+    }
+  }
+
+  // Turns the (rows, cols) scores into unnormalized weights. `correction` is
+  // what the running output must be multiplied by.
+  template <class TS>
+  __device__ __forceinline__ void Update(TS& s, float scale_log2, float (&correction)[kRows]) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      float m = row_max[r];
+#pragma unroll
+      for (int c = 0; c < size<1>(s); ++c) m = fmaxf(m, s(r, c));
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+      const float ref = m == -INFINITY ? 0.f : m;
+      const float ref_scaled = ref * scale_log2;
+      correction[r] = exp2f(row_max[r] * scale_log2 - ref_scaled);
+      row_max[r] = m;
+      float sum = 0.f;
+#pragma unroll
+      for (int c = 0; c < size<1>(s); ++c) {
+        s(r, c) = exp2f(fmaf(s(r, c), scale_log2, -ref_scaled));
+        sum += s(r, c);
+      }
+      row_sum[r] = row_sum[r] * correction[r] + sum;
+    }
+  }
+
+  template <class TO>
+  __device__ __forceinline__ static void Rescale(TO& o, const float (&correction)[kRows]) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+      for (int c = 0; c < size<1>(o); ++c) o(r, c) *= correction[r];
+    }
+  }
+
+  // Per row: the factor that normalizes the output (0 for rows that saw no
+  // key) and the natural-log LSE.
+  __device__ __forceinline__ void Finalize(float scale_log2, float v_scale, float (&out_scale)[kRows],
+                                           float (&lse)[kRows]) const {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      float sum = row_sum[r];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      out_scale[r] = sum > 0.f ? v_scale / sum : 0.f;
+      lse[r] = sum > 0.f ? (row_max[r] * scale_log2 + log2f(sum)) * kLn2 : -INFINITY;
+    }
+  }
+};
+
+}  // namespace jax_fa3::hopper

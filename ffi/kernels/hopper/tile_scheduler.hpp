@@ -1,0 +1,110 @@
+// Persistent tile scheduler of the Hopper kernel.
+//
+// grid.x = min(tiles, SMs); CTA c walks tiles c, c + grid.x, ... Every warp
+// decodes a tile index by itself (deterministically), so the producer and the
+// consumers agree on the work without exchanging anything.
+//
+// Dense order: (batch, head) pairs are grouped in L2-sized sections; inside
+// a section the query block is the slow index (descending when the mask makes
+// later blocks longer, so the longest tiles start first) and the pair the
+// fast one, so concurrent CTAs share K/V in L2 (GQA heads of one KV head are
+// adjacent). Varlen: tile = query block * heads + head, query blocks counted
+// over the virtual sequences of seqlen.h by a warp prefix scan over
+// cu_seqlens on the device, resumed where the previous tile stopped.
+#pragma once
+
+#include "kernels/seqlen.h"
+
+namespace jax_fa3::hopper {
+
+struct SchedulerParams {
+  int num_tiles = 0;     // dense: exact; varlen: an upper bound for any cu_seqlens
+  int num_m_blocks = 0;  // dense only
+  int section = 1;       // (batch, head) pairs per L2 section, dense only
+  bool longest_first = false;
+};
+
+struct TileInfo {
+  SeqInfo seq;
+  int batch = 0;  // descale index and dense batch coordinate
+  int head = 0;
+  int m_block = 0;
+  bool valid = false;
+};
+
+template <int kBlockM>
+struct TileScheduler {
+  const AttentionParams& p;
+  const SchedulerParams& s;
+  // Varlen scan position: virtual sequences before `chunk` hold `base` blocks.
+  int chunk = 0;
+  int base = 0;
+
+  static __host__ int NumTilesUpperBound(const AttentionParams& p, int* m_blocks) {
+    *m_blocks = (p.seqlen_q + kBlockM - 1) / kBlockM;
+    if (!p.is_varlen()) return *m_blocks * p.batch * p.num_heads;
+    return (*m_blocks + p.batch + 2) * p.num_heads;
+  }
+
+  // Called by all 32 lanes of a warp.
+  __device__ TileInfo Decode(int t) {
+    return p.is_varlen() ? DecodeVarlen(t) : DecodeDense(t);
+  }
+
+ private:
+  __device__ TileInfo DecodeDense(int t) const {
+    TileInfo info;
+    const int pairs = p.batch * p.num_heads;
+    const int per_section = s.section * s.num_m_blocks;
+    const int section = t / per_section;
+    const int r = t - section * per_section;
+    const int pairs_here = min(s.section, pairs - section * s.section);
+    const int m_index = r / pairs_here;
+    const int pair = section * s.section + (r - m_index * pairs_here);
+    info.batch = pair / p.num_heads;
+    info.head = pair - info.batch * p.num_heads;
+    info.m_block = s.longest_first ? s.num_m_blocks - 1 - m_index : m_index;
+    info.seq = GetSeqInfo(p, info.batch);
+    info.valid = true;
+    return info;
+  }
+
+  __device__ static SeqInfo VirtualSeq(const AttentionParams& p, int vi) {
+    if (vi == 0) return GetGapInfo(p, /*trailing=*/false);
+    if (vi == p.batch + 1) return GetGapInfo(p, /*trailing=*/true);
+    return GetSeqInfo(p, vi - 1);
+  }
+
+  __device__ TileInfo DecodeVarlen(int t) {
+    TileInfo info;
+    const int block = t / p.num_heads;
+    info.head = t - block * p.num_heads;
+    const int lane = threadIdx.x % 32;
+    const int num_virtual = p.batch + 2;
+    for (; chunk < num_virtual; chunk += 32) {
+      const int vi = chunk + lane;
+      const int n = vi < num_virtual ? (VirtualSeq(p, vi).seqlen_q + kBlockM - 1) / kBlockM : 0;
+      int incl = n;
+#pragma unroll
+      for (int off = 1; off < 32; off *= 2) {
+        const int up = __shfl_up_sync(0xffffffffu, incl, off);
+        if (lane >= off) incl += up;
+      }
+      const int excl = incl - n;
+      const unsigned hit = __ballot_sync(0xffffffffu, block >= base + excl && block < base + incl);
+      if (hit != 0) {
+        const int src = __ffs(hit) - 1;
+        const int seq = __shfl_sync(0xffffffffu, vi, src);
+        info.m_block = block - base - __shfl_sync(0xffffffffu, excl, src);
+        info.seq = VirtualSeq(p, seq);
+        info.batch = seq == 0 || seq == p.batch + 1 ? 0 : seq - 1;
+        info.valid = true;
+        return info;
+      }
+      base += __shfl_sync(0xffffffffu, incl, 31);
+    }
+    return info;
+  }
+};
+
+}  // namespace jax_fa3::hopper
