@@ -20,6 +20,9 @@ nb::capsule Capsule(Fn* fn) {
 // suffix, so executables serialized against an older build fail loudly.
 constexpr const char* kDenseTarget = "jax_fa3_attention_fwd_v1";
 constexpr const char* kVarlenTarget = "jax_fa3_varlen_attention_fwd_v1";
+// attention_with_kvcache: without and with appended keys/values.
+constexpr const char* kKvCacheTarget = "jax_fa3_kvcache_attention_fwd_v1";
+constexpr const char* kKvCacheAppendTarget = "jax_fa3_kvcache_append_attention_fwd_v1";
 
 }  // namespace
 
@@ -28,10 +31,14 @@ NB_MODULE(_jax_fa3_ext, m) {
     nb::dict cpu, cuda, all;
     cpu[kDenseTarget] = Capsule(JaxFa3AttentionFwdCpu);
     cpu[kVarlenTarget] = Capsule(JaxFa3VarlenAttentionFwdCpu);
+    cpu[kKvCacheTarget] = Capsule(JaxFa3KvCacheFwdCpu);
+    cpu[kKvCacheAppendTarget] = Capsule(JaxFa3KvCacheAppendFwdCpu);
     all["cpu"] = cpu;
 #ifdef JAX_FA3_WITH_CUDA
     cuda[kDenseTarget] = Capsule(JaxFa3AttentionFwdCuda);
     cuda[kVarlenTarget] = Capsule(JaxFa3VarlenAttentionFwdCuda);
+    cuda[kKvCacheTarget] = Capsule(JaxFa3KvCacheFwdCuda);
+    cuda[kKvCacheAppendTarget] = Capsule(JaxFa3KvCacheAppendFwdCuda);
     all["CUDA"] = cuda;
 #endif
     return all;
@@ -57,4 +64,6 @@ NB_MODULE(_jax_fa3_ext, m) {
   });
   m.attr("dense_target") = kDenseTarget;
   m.attr("varlen_target") = kVarlenTarget;
+  m.attr("kvcache_target") = kKvCacheTarget;
+  m.attr("kvcache_append_target") = kKvCacheAppendTarget;
 }

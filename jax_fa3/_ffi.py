@@ -13,6 +13,8 @@ from jax_fa3 import _jax_fa3_ext as _ext
 
 DENSE_TARGET: str = _ext.dense_target
 VARLEN_TARGET: str = _ext.varlen_target
+KVCACHE_TARGET: str = _ext.kvcache_target
+KVCACHE_APPEND_TARGET: str = _ext.kvcache_append_target
 
 
 @functools.cache
@@ -80,3 +82,33 @@ def varlen_call(cfg: KernelConfig, q, k, v, cu_seqlens_q, cu_seqlens_k, seqused_
         q, k, v, cu_seqlens_q, cu_seqlens_k, seqused_k, q_descale, k_descale, v_descale,
         **cfg.attributes(),
     )
+
+
+def kvcache_call(cfg: KernelConfig, num_splits: int, rotary_interleaved: bool, workspace_floats: int,
+                 q, k_cache, v_cache, cache_seqlens, k, v, page_table, cache_batch_idx, cache_leftpad,
+                 rotary_cos, rotary_sin, q_descale, k_descale, v_descale):
+    """q (B, Sq, H, D) against a KV cache -> out (B, Sq, H, D), lse (B, H, Sq),
+    and the updated k_cache, v_cache when new k/v (B, Sn, Hk, D) are given.
+
+    Absent operands are (0,) arrays. The float32 workspace holds the split-KV
+    partials; the caches of the append target alias operands 1 and 2, so
+    donated caches are updated in place.
+    """
+    b, sq, h, _ = q.shape
+    result = [
+        jax.ShapeDtypeStruct(q.shape, cfg.out_dtype),
+        jax.ShapeDtypeStruct((b, h, sq), jnp.float32),
+        jax.ShapeDtypeStruct((workspace_floats,), jnp.float32),
+    ]
+    append = k.ndim == 4
+    aliases = None
+    if append:
+        result += [jax.ShapeDtypeStruct(k_cache.shape, k_cache.dtype), jax.ShapeDtypeStruct(v_cache.shape, v_cache.dtype)]
+        aliases = {1: 3, 2: 4}
+    outs = jax.ffi.ffi_call(KVCACHE_APPEND_TARGET if append else KVCACHE_TARGET, tuple(result),
+                            vmap_method="sequential", input_output_aliases=aliases)(
+        q, k_cache, v_cache, cache_seqlens, k, v, page_table, cache_batch_idx, cache_leftpad, rotary_cos, rotary_sin,
+        q_descale, k_descale, v_descale, num_splits=np.int64(num_splits),
+        rotary_interleaved=bool(rotary_interleaved), **cfg.attributes())
+    out, lse = outs[0], outs[1]
+    return (out, lse, outs[3], outs[4]) if append else (out, lse, None, None)

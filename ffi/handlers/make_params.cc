@@ -5,8 +5,9 @@
 #include <utility>
 
 namespace jax_fa3 {
-namespace {
 
+// Validation helpers, declared in make_params.h (also used by the KV-cache
+// target's validation).
 std::string ShapeStr(const std::vector<int64_t>& dims) {
   std::ostringstream os;
   os << "(";
@@ -59,8 +60,6 @@ std::string CheckInt32Vector(const char* name, const BufferView& b, int64_t expe
   }
   return "";
 }
-
-}  // namespace
 
 const char* DTypeName(DType dtype) {
   switch (dtype) {

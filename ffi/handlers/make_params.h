@@ -40,4 +40,14 @@ std::string MakeParams(const AttentionCall& call, AttentionParams* params);
 
 const char* DTypeName(DType dtype);
 
+// Validation helpers shared by the targets' parameter builders.
+std::string ShapeStr(const std::vector<int64_t>& dims);
+int64_t NumElements(const BufferView& b);
+std::string Describe(const char* name, const BufferView& b);  // e.g. "q float16(2, 1, 8, 64)"
+bool Is16Bit(DType t);
+// Absent (0 elements), a float32 scalar or (batch, heads_k): fills `out`.
+std::string CheckDescale(const char* name, const BufferView& b, int batch, int heads_k, DType in_dtype,
+                         Descale* out);
+std::string CheckInt32Vector(const char* name, const BufferView& b, int64_t expected_len);
+
 }  // namespace jax_fa3

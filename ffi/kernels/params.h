@@ -29,6 +29,44 @@ struct TensorStrides {
   int64_t head = 0;
 };
 
+// KV-cache calls (attention_with_kvcache): k and v are the caches. Null
+// `seqlens` means a plain dense or varlen call. Sequence b's keys sit at
+// cache positions [leftpad[b], min(seqlens[b] + seqlen_new, capacity)).
+struct KvCache {
+  const int32_t* seqlens = nullptr;     // (batch,) keys already in the cache (end position)
+  const int32_t* batch_idx = nullptr;   // (batch,) cache row of each sequence; null: b
+  const int32_t* leftpad = nullptr;     // (batch,) first valid position; null: 0
+  const int32_t* page_table = nullptr;  // (batch, max_pages); null: contiguous cache
+  int64_t page_table_stride = 0;        // max_pages
+  int page_size = 0;                    // paged only
+  int num_blocks = 0;                   // cache rows (contiguous) or pages (paged), for clamping
+  int capacity = 0;                     // positions per sequence: seqlen_cache or max_pages * page_size
+  int seqlen_new = 0;                   // tokens appended per sequence before attending
+  const void* k_new = nullptr;          // (batch, seqlen_new, num_heads_k, head_dim); null: no append
+  const void* v_new = nullptr;          // like k_new
+  TensorStrides new_stride;             // of k_new and v_new
+};
+
+// Rotary embedding of the query rows (at absolute position seqlens[b] + i),
+// applied on load; 16-bit inputs only.
+struct Rotary {
+  const float* cos = nullptr;  // (seqlen_ro, rotary_dim / 2)
+  const float* sin = nullptr;  // like cos
+  int rotary_dim = 0;          // 0: no rotary
+  int seqlen_ro = 0;
+  bool interleaved = false;    // pairs (2i, 2i + 1) instead of (i, i + rotary_dim / 2)
+};
+
+// Split-KV: num_splits CTAs share one query block's keys, each writing fp32
+// partials (laid out like out and lse, split-major) that a combine kernel
+// merges. 1: the kernel writes out and lse directly.
+struct SplitKv {
+  int num_splits = 1;          // 0 until the launcher's heuristic picks a count
+  int max_splits = 1;          // what the workspace holds
+  float* out_accum = nullptr;  // (num_splits, batch * seqlen_q * num_heads, head_dim)
+  float* lse_accum = nullptr;  // (num_splits, batch * seqlen_q * num_heads), row order of out
+};
+
 struct AttentionParams {
   const void* q = nullptr;  // (batch, seqlen_q, num_heads, head_dim) or (total_q, num_heads, head_dim)
   const void* k = nullptr;  // (batch, seqlen_k, num_heads_k, head_dim) or (total_k, num_heads_k, head_dim)
@@ -63,8 +101,16 @@ struct AttentionParams {
   DType in_dtype = DType::kF16;
   DType out_dtype = DType::kF16;
 
+  KvCache cache;
+  Rotary rotary;
+  SplitKv split;
+  // Packed GQA: one CTA serves every query head of a KV head; row r of the
+  // query tile is (token r / head_group, head kv_head * head_group + r % head_group).
+  bool pack_gqa = false;
+
   FA3_HD bool is_varlen() const { return cu_seqlens_q != nullptr; }
   FA3_HD int head_group() const { return num_heads / num_heads_k; }
+  FA3_HD bool is_kvcache() const { return cache.seqlens != nullptr; }
 };
 
 }  // namespace jax_fa3

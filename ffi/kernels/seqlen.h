@@ -27,8 +27,22 @@ FA3_HD void ClampedRange(const int32_t* cu, int b, int total, int* start, int* l
   *len = e - s;
 }
 
+// KV cache: keys [leftpad, end) of the sequence's cache positions, where
+// end = seqlens[b] + seqlen_new, every bound clamped to the capacity.
+FA3_HD SeqInfo GetKvCacheSeqInfo(const AttentionParams& p, int b) {
+  SeqInfo s;
+  const KvCache& c = p.cache;
+  const long long end = static_cast<long long>(ClampInt(c.seqlens[b], 0, c.capacity)) + c.seqlen_new;
+  const int end_clamped = end < c.capacity ? static_cast<int>(end) : c.capacity;
+  s.k_start = c.leftpad == nullptr ? 0 : ClampInt(c.leftpad[b], 0, end_clamped);
+  s.seqlen_k = end_clamped - s.k_start;
+  s.seqlen_q = p.seqlen_q;
+  return s;
+}
+
 FA3_HD SeqInfo GetSeqInfo(const AttentionParams& p, int b) {
   SeqInfo s;
+  if (p.is_kvcache()) return GetKvCacheSeqInfo(p, b);
   if (!p.is_varlen()) {
     s.seqlen_q = p.seqlen_q;
     s.seqlen_k = p.seqlen_k;
@@ -53,6 +67,19 @@ FA3_HD SeqInfo GetGapInfo(const AttentionParams& p, bool trailing) {
     s.seqlen_q = first;
   }
   return s;
+}
+
+// Element offset of key/value row `pos` (k_start + j) of sequence b, head 0.
+// Contiguous caches are indexed through batch_idx, paged ones through the
+// page table; both indices are clamped into the cache.
+FA3_HD int64_t KvRowOffset(const AttentionParams& p, const TensorStrides& s, int b, int pos) {
+  const KvCache& c = p.cache;
+  if (c.page_table != nullptr) {
+    const int page = ClampInt(c.page_table[b * c.page_table_stride + pos / c.page_size], 0, c.num_blocks - 1);
+    return page * s.batch + static_cast<int64_t>(pos % c.page_size) * s.row;
+  }
+  const int row = c.batch_idx == nullptr ? b : ClampInt(c.batch_idx[b], 0, c.num_blocks - 1);
+  return row * s.batch + static_cast<int64_t>(pos) * s.row;
 }
 
 FA3_HD float DescaleAt(const Descale& d, int b, int kv_head) {

@@ -1,34 +1,96 @@
 // Portable forward kernel (sm_80 and newer): FlashAttention-2 style.
 //
-// One CTA owns kBlockM query rows of one head, 16 rows per warp. It walks
-// the visible key blocks: load K/V tiles, S = Q K^T on mma.sync, online
-// softmax in registers, O += P V with P reused from the S registers.
+// One CTA owns kBlockM query rows of one head, 16 rows per warp (with packed
+// GQA, rows of every head of one KV head). It walks the visible key blocks
+// (of its split, with split-KV): load K/V tiles, S = Q K^T on mma.sync,
+// online softmax in registers, O += P V with P reused from the S registers.
 // Correct for every feature; the Hopper path is the fast one.
 #pragma once
 
 #include "kernels/params.h"
 #include "kernels/portable/scheduler.cuh"
+#include "kernels/rotary.h"
+#include "kernels/split_kv.h"
 #include "kernels/portable/softmax.cuh"
 #include "kernels/portable/tile_config.h"
 #include "kernels/portable/warp_mma.cuh"
 
 namespace jax_fa3::portable {
 
+// The query rows of one CTA's tile. Tile row r is packed row m0 + r of the
+// sequence: token (m0 + r) / pack, head head0 + (m0 + r) % pack. Without
+// packed GQA pack = 1 and head0 is the CTA's head.
+struct QueryTile {
+  int m0;
+  int rows;  // packed rows of the sequence: seqlen_q * pack
+  int pack;
+  int head0;
+
+  __device__ __forceinline__ int Token(int r) const { return (m0 + r) / pack; }
+  __device__ __forceinline__ int Head(int r) const { return head0 + (m0 + r) % pack; }
+};
+
+// Rows of out (and of each split's partials): batch * seqlen_q * num_heads.
+__device__ __forceinline__ int64_t OutRows(const AttentionParams& p) {
+  return int64_t{p.batch} * p.seqlen_q * p.num_heads;
+}
+
+// Rotates the loaded query tile in shared memory (rotary embedding at each
+// row's absolute position). Waits for the tile's copies first.
+template <class Cfg, class Compute>
+__device__ __forceinline__ void RotateQueryTile(Compute* sQ, const AttentionParams& p, int batch,
+                                                const QueryTile& t) {
+  cute::cp_async_wait<0>();
+  __syncthreads();
+  const int half = p.rotary.rotary_dim / 2;
+  for (int item = threadIdx.x; item < Cfg::kBlockM * half; item += Cfg::kThreads) {
+    const int r = item / half;
+    const int pair = item % half;
+    if (t.m0 + r >= t.rows) continue;
+    int d0, d1;
+    RotaryPairDims(p.rotary, pair, &d0, &d1);
+    const int idx = RotaryIndex(p.rotary, NewTokenPosition(p, batch, t.Token(r)), pair);
+    Compute* row = sQ + r * Cfg::kSmemStride;  // (kHeadDim)
+    float y0, y1;
+    RotatePair(static_cast<float>(row[d0]), static_cast<float>(row[d1]), p.rotary.cos[idx], p.rotary.sin[idx],
+               &y0, &y1);
+    row[d0] = Compute(y0);
+    row[d1] = Compute(y1);
+  }
+  __syncthreads();
+}
+
+// Writes this warp's rows: normalized output and LSE, or with split-KV the
+// fp32 partials of split blockIdx.z.
 template <class Cfg, class Out>
-__device__ __forceinline__ void StoreOutput(const AttentionParams& p, const BlockCoord& c, int head,
+__device__ __forceinline__ void StoreOutput(const AttentionParams& p, const BlockCoord& c, const QueryTile& t,
                                             float (&o)[Cfg::kHeadDim / 8][4], OnlineSoftmax& softmax,
                                             float v_scale) {
   const int lane = threadIdx.x % 32;
-  const int warp_row = c.m_block * Cfg::kBlockM + (threadIdx.x / 32) * Cfg::kRowsPerWarp + lane / 4;
+  const int warp_row = (threadIdx.x / 32) * Cfg::kRowsPerWarp + lane / 4;
+  const bool split = p.split.num_splits > 1;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float out_scale, lse;
     softmax.Finalize(r, v_scale, &out_scale, &lse);
     const int row = warp_row + 8 * r;
-    if (row >= c.seq.seqlen_q) continue;
-    const int64_t token = c.seq.q_start + row;
-    Out* dst = static_cast<Out*>(p.out) + c.batch * p.out_stride.batch + token * p.out_stride.row +
-               head * p.out_stride.head;
+    if (t.m0 + row >= t.rows) continue;
+    const int64_t token = c.seq.q_start + t.Token(row);
+    const int head = t.Head(row);
+    const int64_t offset = c.batch * p.out_stride.batch + token * p.out_stride.row + head * p.out_stride.head;
+    if (split) {
+      float* dst = p.split.out_accum + blockIdx.z * OutRows(p) * p.head_dim + offset;
+#pragma unroll
+      for (int d = 0; d < Cfg::kHeadDim / 8; ++d) {
+        const int col = d * 8 + 2 * (lane % 4);
+        if (col < p.head_dim) {
+          *reinterpret_cast<float2*>(dst + col) = make_float2(o[d][2 * r] * out_scale, o[d][2 * r + 1] * out_scale);
+        }
+      }
+      if (lane % 4 == 0) p.split.lse_accum[blockIdx.z * OutRows(p) + offset / p.head_dim] = lse;
+      continue;
+    }
+    Out* dst = static_cast<Out*>(p.out) + offset;
 #pragma unroll
     for (int d = 0; d < Cfg::kHeadDim / 8; ++d) {
       const int col = d * 8 + 2 * (lane % 4);
@@ -38,6 +100,8 @@ __device__ __forceinline__ void StoreOutput(const AttentionParams& p, const Bloc
   }
 }
 
+// One CTA: kBlockM (packed) query rows of one head (or, packed, of one KV
+// head's group), against the keys of split blockIdx.z of their key range.
 template <class Cfg, class In, class Out>
 __global__ void __launch_bounds__(Cfg::kThreads)
     AttentionFwdPortable(const __grid_constant__ AttentionParams p) {
@@ -49,33 +113,41 @@ __global__ void __launch_bounds__(Cfg::kThreads)
 
   const BlockCoord c = FindBlock<Cfg::kBlockM>(p);
   if (!c.valid) return;
-  const int head = blockIdx.y;
-  const int kv_head = head / p.head_group();
-  const int m0 = c.m_block * Cfg::kBlockM;
+  const int pack = PackFactor(p);
+  const int kv_head = p.pack_gqa ? blockIdx.y : blockIdx.y / p.head_group();
+  const QueryTile t{c.m_block * Cfg::kBlockM, c.seq.seqlen_q * pack, pack,
+                    p.pack_gqa ? kv_head * p.head_group() : static_cast<int>(blockIdx.y)};
 
-  const In* q = static_cast<const In*>(p.q) + c.batch * p.q_stride.batch +
-                (c.seq.q_start + m0) * p.q_stride.row + head * p.q_stride.head;
-  const In* k = static_cast<const In*>(p.k) + c.batch * p.k_stride.batch +
-                int64_t{c.seq.k_start} * p.k_stride.row + kv_head * p.k_stride.head;
-  const In* v = static_cast<const In*>(p.v) + c.batch * p.v_stride.batch +
-                int64_t{c.seq.k_start} * p.v_stride.row + kv_head * p.v_stride.head;
-  StartTileLoad<Cfg, Cfg::kBlockM>(sQ, q, p.q_stride.row, c.seq.seqlen_q - m0, p.head_dim);
+  const In* q = static_cast<const In*>(p.q) + c.batch * p.q_stride.batch + c.seq.q_start * p.q_stride.row;
+  const auto q_row = [&](int r) { return q + int64_t{t.Token(r)} * p.q_stride.row + t.Head(r) * p.q_stride.head; };
+  StartTileLoad<Cfg, Cfg::kBlockM, In>(sQ, q_row, t.rows - t.m0, p.head_dim);
+  if (p.rotary.rotary_dim > 0) RotateQueryTile<Cfg>(sQ, p, c.batch, t);
 
   const Mask mask{c.seq.seqlen_q, c.seq.seqlen_k, p.window_left, p.window_right};
   int key_lo, key_hi;
-  mask.KeyRange(m0, min(m0 + Cfg::kBlockM, c.seq.seqlen_q), &key_lo, &key_hi);
+  mask.KeyRange(t.m0 / pack, (min(t.m0 + Cfg::kBlockM, t.rows) - 1) / pack + 1, &key_lo, &key_hi);
+  if (p.split.num_splits > 1) {
+    SplitKeyRange(key_lo, key_hi, Cfg::kBlockN, blockIdx.z, p.split.num_splits, &key_lo, &key_hi);
+  }
   const ScoreTransform transform{
       p.softmax_scale * DescaleAt(p.q_descale, c.batch, kv_head) * DescaleAt(p.k_descale, c.batch, kv_head),
       p.softcap};
-  const int warp_row0 = m0 + (threadIdx.x / 32) * Cfg::kRowsPerWarp;
+  const int warp_row0 = t.m0 + (threadIdx.x / 32) * Cfg::kRowsPerWarp;  // packed row
+  const int warp_tok0 = warp_row0 / pack;
+  const int warp_tok1 = (warp_row0 + Cfg::kRowsPerWarp - 1) / pack + 1;
 
-  // Stage s holds K at sKV + 2 s kTileElems and V right after it.
+  const In* k = static_cast<const In*>(p.k) + kv_head * p.k_stride.head;
+  const In* v = static_cast<const In*>(p.v) + kv_head * p.v_stride.head;
+  // Stage s holds K at sKV + 2 s kTileElems and V right after it. Rows are
+  // addressed one by one: paged caches and cache_batch_idx go through
+  // KvRowOffset.
   auto start_kv = [&](int n0, int stage) {
     Compute* sK = sKV + 2 * stage * kTileElems;
-    StartTileLoad<Cfg, Cfg::kBlockN>(sK, k + int64_t{n0} * p.k_stride.row, p.k_stride.row,
-                                     c.seq.seqlen_k - n0, p.head_dim);
-    StartTileLoad<Cfg, Cfg::kBlockN>(sK + kTileElems, v + int64_t{n0} * p.v_stride.row, p.v_stride.row,
-                                     c.seq.seqlen_k - n0, p.head_dim);
+    const int key0 = c.seq.k_start + n0;
+    const auto k_row = [&](int r) { return k + KvRowOffset(p, p.k_stride, c.batch, key0 + r); };
+    const auto v_row = [&](int r) { return v + KvRowOffset(p, p.v_stride, c.batch, key0 + r); };
+    StartTileLoad<Cfg, Cfg::kBlockN, In>(sK, k_row, c.seq.seqlen_k - n0, p.head_dim);
+    StartTileLoad<Cfg, Cfg::kBlockN, In>(sK + kTileElems, v_row, c.seq.seqlen_k - n0, p.head_dim);
   };
 
   float o[Cfg::kHeadDim / 8][4] = {};  // (MMA tiles along head dim, accumulator element)
@@ -91,10 +163,10 @@ __global__ void __launch_bounds__(Cfg::kThreads)
     if (Cfg::kStages == 2 && has_next) start_kv(n0 + Cfg::kBlockN, stage ^ 1);
     const Compute* sK = sKV + 2 * stage * kTileElems;
     WarpScores<Cfg>(sQ, sK, s);
-    if (mask.AllVisible(warp_row0, warp_row0 + Cfg::kRowsPerWarp, n0, n0 + Cfg::kBlockN)) {
-      TransformAndMask<false>(s, transform, mask, warp_row0, n0);
+    if (mask.AllVisible(warp_tok0, warp_tok1, n0, n0 + Cfg::kBlockN)) {
+      TransformAndMask<false>(s, transform, mask, warp_row0, n0, pack);
     } else {
-      TransformAndMask<true>(s, transform, mask, warp_row0, n0);
+      TransformAndMask<true>(s, transform, mask, warp_row0, n0, pack);
     }
     softmax.Update(s, o);
     WarpAccumulatePV<Cfg>(s, sK + kTileElems, o);
@@ -105,7 +177,7 @@ __global__ void __launch_bounds__(Cfg::kThreads)
     stage ^= Cfg::kStages - 1;
   }
   cute::cp_async_wait<0>();  // no copy may outlive the CTA (empty key ranges)
-  StoreOutput<Cfg, Out>(p, c, head, o, softmax, DescaleAt(p.v_descale, c.batch, kv_head));
+  StoreOutput<Cfg, Out>(p, c, t, o, softmax, DescaleAt(p.v_descale, c.batch, kv_head));
 }
 
 }  // namespace jax_fa3::portable

@@ -2,23 +2,31 @@
 #pragma once
 
 #include "kernels/launch_fwd.h"
+#include "kernels/portable/combine.cuh"
 #include "kernels/portable/kernel_fwd_sm80.cuh"
+#include "kernels/portable/schedule.h"
 
 namespace jax_fa3::portable {
 
+// Picks packed GQA and the split count, launches the kernel and, with
+// split-KV, the combine kernel.
 template <class In, class Out, int kHeadDim>
-cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
+cudaError_t LaunchFwd(const AttentionParams& params, cudaStream_t stream) {
   using Cfg = TileConfig<kHeadDim>;
+  AttentionParams p = params;
+  ChooseSchedule(&p, Cfg::kBlockM, Cfg::kBlockN, NumSms());
   using Compute = typename ComputeTypeOf<In>::type;
   constexpr int kSmemBytes = Cfg::kSmemElems * sizeof(Compute);
   auto* kernel = &AttentionFwdPortable<Cfg, In, Out>;
   // Host-side attribute, not a stream operation: safe under graph capture.
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
   if (err != cudaSuccess) return err;
-  const dim3 grid(NumBlocksX<Cfg::kBlockM>(p), p.num_heads);
+  const dim3 grid(NumBlocksX<Cfg::kBlockM>(p), p.pack_gqa ? p.num_heads_k : p.num_heads, p.split.num_splits);
   if (grid.x == 0) return cudaSuccess;
   kernel<<<grid, Cfg::kThreads, kSmemBytes, stream>>>(p);
-  return cudaGetLastError();
+  err = cudaGetLastError();
+  if (err != cudaSuccess || p.split.num_splits <= 1) return err;
+  return LaunchCombine<Out>(p, stream);
 }
 
 }  // namespace jax_fa3::portable

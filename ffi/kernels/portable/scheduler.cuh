@@ -1,5 +1,6 @@
 // Maps a CTA to (sequence, query block, head).
 //
+// Query blocks count (packed) rows: seqlen_q * PackFactor per sequence.
 // Dense problems: grid.x = batch * query blocks. Varlen problems never trust
 // max_seqlen: grid.x = ceil(total_q / kBlockM) + batch + 2 bounds the number
 // of query blocks for any cu_seqlens, and each CTA finds its block by a warp
@@ -25,10 +26,14 @@ __device__ __forceinline__ SeqInfo VirtualSeqInfo(const AttentionParams& p, int 
   return GetSeqInfo(p, vi - 1);
 }
 
+// Query rows per token: with packed GQA every head of a group is a row.
+__host__ __device__ inline int PackFactor(const AttentionParams& p) { return p.pack_gqa ? p.head_group() : 1; }
+
 template <int kBlockM>
 __host__ __device__ inline int NumBlocksX(const AttentionParams& p) {
-  if (!p.is_varlen()) return p.batch * ((p.seqlen_q + kBlockM - 1) / kBlockM);
-  return (p.seqlen_q + kBlockM - 1) / kBlockM + p.batch + 2;
+  const long long rows = static_cast<long long>(p.seqlen_q) * PackFactor(p);
+  if (!p.is_varlen()) return p.batch * static_cast<int>((rows + kBlockM - 1) / kBlockM);
+  return static_cast<int>((rows + kBlockM - 1) / kBlockM) + p.batch + 2;
 }
 
 template <int kBlockM>
@@ -36,7 +41,7 @@ __device__ BlockCoord FindBlock(const AttentionParams& p) {
   BlockCoord c;
   const int tile = blockIdx.x;
   if (!p.is_varlen()) {
-    const int m_blocks = (p.seqlen_q + kBlockM - 1) / kBlockM;
+    const int m_blocks = (p.seqlen_q * PackFactor(p) + kBlockM - 1) / kBlockM;
     c.batch = tile / m_blocks;
     c.m_block = tile % m_blocks;
     c.seq = GetSeqInfo(p, c.batch);
@@ -50,7 +55,8 @@ __device__ BlockCoord FindBlock(const AttentionParams& p) {
     int seq = -1, m_block = 0;
     for (int chunk = 0; chunk < p.batch + 2; chunk += 32) {
       const int vi = chunk + lane;
-      const int n = vi < p.batch + 2 ? (VirtualSeqInfo(p, vi).seqlen_q + kBlockM - 1) / kBlockM : 0;
+      const int n =
+          vi < p.batch + 2 ? (VirtualSeqInfo(p, vi).seqlen_q * PackFactor(p) + kBlockM - 1) / kBlockM : 0;
       int incl = n;
 #pragma unroll
       for (int off = 1; off < 32; off *= 2) {

@@ -22,17 +22,19 @@ struct ScoreTransform {
   }
 };
 
+// row0 is the warp's first (packed) tile row: with packed GQA, `pack` rows
+// share one query token, row / pack, which is what the mask sees.
 template <bool kMasked, int kNTiles>
 __device__ __forceinline__ void TransformAndMask(float (&s)[kNTiles][4], const ScoreTransform& f,
-                                                 const Mask& mask, int row0, int col0) {
+                                                 const Mask& mask, int row0, int col0, int pack) {
   const int lane = threadIdx.x % 32;
+  const int token[2] = {(row0 + lane / 4) / pack, (row0 + lane / 4 + 8) / pack};
 #pragma unroll
   for (int n = 0; n < kNTiles; ++n) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const int row = row0 + lane / 4 + 8 * (e / 2);
       const int col = col0 + n * 8 + 2 * (lane % 4) + e % 2;
-      s[n][e] = !kMasked || mask.Allowed(row, col) ? f(s[n][e]) : -INFINITY;
+      s[n][e] = !kMasked || mask.Allowed(token[e / 2], col) ? f(s[n][e]) : -INFINITY;
     }
   }
 }

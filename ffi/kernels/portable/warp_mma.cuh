@@ -17,11 +17,12 @@ namespace jax_fa3::portable {
 // Copies rows [0, rows_valid) x columns [0, head_dim) of a global tile into
 // shared memory as Compute, zero-filling the rest of the kRows x kHeadDim tile
 // so that padded rows and columns contribute nothing to either GEMM.
-// Every load is issued before the first store: interleaved, each store could
-// alias the next load and the loads would run one at a time.
-template <class Cfg, int kRows, class In, class Compute>
-__device__ __forceinline__ void LoadTile(Compute* smem, const In* gmem, int64_t row_stride,
-                                         int rows_valid, int head_dim) {
+// `row_ptr(r)` gives the global address of tile row r (rows need not be
+// evenly spaced: packed GQA and paged caches). Every load is issued before
+// the first store: interleaved, each store could alias the next load and the
+// loads would run one at a time.
+template <class Cfg, int kRows, class RowPtr, class Compute>
+__device__ __forceinline__ void LoadTile(Compute* smem, const RowPtr& row_ptr, int rows_valid, int head_dim) {
   constexpr int kVecsPerRow = Cfg::kHeadDim / Cfg::kVecElems;
   constexpr int kVecs = kRows * kVecsPerRow;
   constexpr int kPerThread = (kVecs + Cfg::kThreads - 1) / Cfg::kThreads;
@@ -32,7 +33,7 @@ __device__ __forceinline__ void LoadTile(Compute* smem, const In* gmem, int64_t 
     const int row = vec / kVecsPerRow;
     const int col = (vec % kVecsPerRow) * Cfg::kVecElems;
     values[i] = make_uint4(0, 0, 0, 0);
-    if (vec < kVecs && row < rows_valid && col < head_dim) values[i] = LoadVec8(gmem + row * row_stride + col);
+    if (vec < kVecs && row < rows_valid && col < head_dim) values[i] = LoadVec8(row_ptr(row) + col);
   }
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
@@ -47,9 +48,8 @@ __device__ __forceinline__ void LoadTile(Compute* smem, const In* gmem, int64_t 
 // Starts loading a tile as LoadTile would. 16-bit inputs go straight to
 // shared memory with cp.async (zero-filled where out of range) and complete
 // at the next cp_async_wait; FP8 inputs need widening and load synchronously.
-template <class Cfg, int kRows, class In, class Compute>
-__device__ __forceinline__ void StartTileLoad(Compute* smem, const In* gmem, int64_t row_stride,
-                                              int rows_valid, int head_dim) {
+template <class Cfg, int kRows, class In, class RowPtr, class Compute>
+__device__ __forceinline__ void StartTileLoad(Compute* smem, const RowPtr& row_ptr, int rows_valid, int head_dim) {
   if constexpr (std::is_same_v<In, Compute>) {
     constexpr int kVecsPerRow = Cfg::kHeadDim / Cfg::kVecElems;
     constexpr int kVecs = kRows * kVecsPerRow;
@@ -60,8 +60,9 @@ __device__ __forceinline__ void StartTileLoad(Compute* smem, const In* gmem, int
         const int row = vec / kVecsPerRow;
         const int col = (vec % kVecsPerRow) * Cfg::kVecElems;
         const bool in_range = row < rows_valid && col < head_dim;
-        // Out of range: 0 bytes are read and the 16 bytes are zero-filled.
-        const In* src = in_range ? gmem + row * row_stride + col : gmem;
+        // Out of range: 0 bytes are read and the 16 bytes are zero-filled
+        // (the source must still be a valid address: row 0's).
+        const In* src = in_range ? row_ptr(row) + col : row_ptr(0);
         cute::SM80_CP_ASYNC_CACHEGLOBAL_ZFILL<cute::uint128_t>::copy(
             *reinterpret_cast<const cute::uint128_t*>(src),
             *reinterpret_cast<cute::uint128_t*>(smem + row * Cfg::kSmemStride + col), in_range);
@@ -69,7 +70,7 @@ __device__ __forceinline__ void StartTileLoad(Compute* smem, const In* gmem, int
     }
     cute::cp_async_fence();
   } else {
-    LoadTile<Cfg, kRows>(smem, gmem, row_stride, rows_valid, head_dim);
+    LoadTile<Cfg, kRows>(smem, row_ptr, rows_valid, head_dim);
   }
 }
 

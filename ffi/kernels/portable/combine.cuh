@@ -1,0 +1,78 @@
+// Split-KV combine: merges the fp32 partials of num_splits CTAs into out
+// and lse. Partial s of row R has LSE l_s and normalized output O_s; the
+// result is lse = log sum_s exp(l_s) and out = sum_s exp(l_s - lse) O_s.
+// Splits that saw no key have l_s = -inf and weigh nothing; a row no split
+// saw gets 0 and lse -inf.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+
+#include "kernels/params.h"
+#include "kernels/portable/numeric_sm80.cuh"
+
+namespace jax_fa3::portable {
+
+struct CombineConfig {
+  static constexpr int kWarps = 4;  // one warp per row
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kColsPerLane = 4;  // one float4 of a partial row per lane and step
+};
+
+template <class Out>
+__global__ void __launch_bounds__(CombineConfig::kThreads) CombineSplits(const __grid_constant__ AttentionParams p) {
+  const int lane = threadIdx.x % 32;
+  const int64_t rows = int64_t{p.batch} * p.seqlen_q * p.num_heads;
+  const int64_t row = int64_t{blockIdx.x} * CombineConfig::kWarps + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int splits = p.split.num_splits;
+  const float* lse_in = p.split.lse_accum + row;  // split s at lse_in[s * rows]
+
+  float max_lse = -INFINITY;
+  for (int s = lane; s < splits; s += 32) max_lse = fmaxf(max_lse, lse_in[s * rows]);
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) max_lse = fmaxf(max_lse, __shfl_xor_sync(0xffffffffu, max_lse, off));
+  float sum = 0.f;
+  if (max_lse > -INFINITY) {
+    for (int s = lane; s < splits; s += 32) sum += __expf(lse_in[s * rows] - max_lse);
+  }
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+  const float lse = sum > 0.f ? max_lse + __logf(sum) : -INFINITY;
+
+  Out* out = static_cast<Out*>(p.out) + row * p.head_dim;
+  for (int col = lane * CombineConfig::kColsPerLane; col < p.head_dim; col += 32 * CombineConfig::kColsPerLane) {
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int s = 0; s < splits && sum > 0.f; ++s) {
+      const float l = lse_in[s * rows];
+      if (l == -INFINITY) continue;
+      const float w = __expf(l - lse);
+      const float4 x = *reinterpret_cast<const float4*>(p.split.out_accum + (s * rows + row) * p.head_dim + col);
+      acc.x += w * x.x;
+      acc.y += w * x.y;
+      acc.z += w * x.z;
+      acc.w += w * x.w;
+    }
+    StorePair(out + col, acc.x, acc.y);
+    StorePair(out + col + 2, acc.z, acc.w);
+  }
+  if (lane == 0) {
+    // Row R of out is (b, token, head) in (batch, seqlen_q, num_heads) order.
+    const int64_t head = row % p.num_heads;
+    const int64_t token = (row / p.num_heads) % p.seqlen_q;
+    const int64_t b = row / (int64_t{p.num_heads} * p.seqlen_q);
+    p.lse[b * p.lse_batch_stride + head * p.lse_head_stride + token] = lse;
+  }
+}
+
+template <class Out>
+cudaError_t LaunchCombine(const AttentionParams& p, cudaStream_t stream) {
+  const int64_t rows = int64_t{p.batch} * p.seqlen_q * p.num_heads;
+  const int64_t blocks = (rows + CombineConfig::kWarps - 1) / CombineConfig::kWarps;
+  if (blocks == 0) return cudaSuccess;
+  CombineSplits<Out><<<static_cast<unsigned>(blocks), CombineConfig::kThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace jax_fa3::portable

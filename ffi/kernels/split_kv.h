@@ -1,0 +1,24 @@
+// How split-KV divides one query block's keys, shared by the CPU emulation
+// and the CUDA kernels so both split at the same places.
+#pragma once
+
+#include "kernels/host_device.h"
+
+namespace jax_fa3 {
+
+// Split `split` of `num_splits` owns the blocks [b0, b1) of the block_n-key
+// blocks that cover [key_lo, key_hi) (the first one aligned down to a block
+// boundary): its keys are [*lo, *hi). Splits past the block count own none.
+FA3_HD void SplitKeyRange(int key_lo, int key_hi, int block_n, int split, int num_splits, int* lo, int* hi) {
+  const int first = key_lo - key_lo % block_n;
+  const long long blocks = key_hi > first ? (key_hi - first + block_n - 1) / block_n : 0;
+  const int b0 = static_cast<int>(blocks * split / num_splits);
+  const int b1 = static_cast<int>(blocks * (split + 1) / num_splits);
+  const int begin = first + b0 * block_n;
+  const int end = first + b1 * block_n;
+  *lo = begin > key_lo ? begin : key_lo;
+  *hi = end < key_hi ? end : key_hi;
+  if (*hi < *lo) *hi = *lo;
+}
+
+}  // namespace jax_fa3
