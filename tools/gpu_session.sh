@@ -20,7 +20,8 @@ grep -E "Potential Performance Loss|spill stores|C7517|C7508" "$OUT/build.log" |
 if command -v cuobjdump > /dev/null; then
   for obj in $(find build -name "fwd_sm90_*.o" | head -6); do
     sass=$(cuobjdump --dump-sass "$obj")
-    echo "$(basename "$obj"): HGMMA $(grep -c HGMMA <<< "$sass"), local ld/st $(grep -cE "LDL|STL" <<< "$sass")"
+    echo "$(basename "$obj"): HGMMA $(grep -c HGMMA <<< "$sass"), local ld/st $(grep -cE "\b(LDL|STL)\b" <<< "$sass")"
+    grep -E "\b(LDL|STL)\b" <<< "$sass" | head -3
   done
 fi
 if [[ $what == tests || $what == all ]]; then
@@ -30,4 +31,8 @@ fi
 if [[ $what == bench || $what == all ]]; then
   timeout 300 python3 bench/run.py --iters 10 > "$OUT/bench.log" 2>&1
   cat "$OUT/bench.log"
+fi
+if [[ $what == sweep ]]; then
+  timeout 300 python3 bench/hopper_sweep.py "$@" > "$OUT/sweep.log" 2>&1
+  cat "$OUT/sweep.log"
 fi

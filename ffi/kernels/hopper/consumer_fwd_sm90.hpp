@@ -33,6 +33,26 @@ struct ConsumerMainloop {
     cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads, uint32_t(Barrier::kVTailZeroed));
   }
 
+  // Warpgroups take turns issuing their GEMMs (ping-pong), so one's softmax
+  // runs while the other's GEMMs hold the tensor cores. Each warpgroup waits
+  // on its own barrier before issuing and then opens the other's.
+  __device__ static void WaitTurn(int warpgroup) {
+    if constexpr (Cfg::kPingPong) {
+      cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads, uint32_t(Barrier::kTurnWarpgroup0) + warpgroup);
+    }
+  }
+  __device__ static void PassTurn(int warpgroup) {
+    if constexpr (Cfg::kPingPong) {
+      cutlass::arch::NamedBarrier::arrive(Cfg::kConsumerThreads, uint32_t(Barrier::kTurnWarpgroup0) + 1 - warpgroup);
+    }
+  }
+
+  // Once the last S = Q K^T is done, sQ may take the next tile's queries
+  // while this tile's last P V and epilogue still run.
+  __device__ static void ReleaseQuery() {
+    cutlass::arch::NamedBarrier::arrive(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty));
+  }
+
   // Accumulates this warpgroup's unnormalized O (cleared by the caller) and
   // the softmax statistics over key blocks hi-1 down to lo.
   template <class TO>
@@ -64,11 +84,17 @@ struct ConsumerMainloop {
       softmax.Update(s_rc, ct.scale.scale_log2, correction);
     };
 
+    const int warpgroup = tid / 128;
     const int n_last = ct.blocks.hi - 1;
     pipe_k.consumer_wait(k_state);
-    Gemm<true, 0>(mma_qk, tSrQ, tSrK(_, _, _, k_state.index()), tSrS);
+    WaitTurn(warpgroup);
+    Gemm<true, -1>(mma_qk, tSrQ, tSrK(_, _, _, k_state.index()), tSrS);
+    PassTurn(warpgroup);
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(tSrS);
     pipe_k.consumer_release(k_state);
     ++k_state;
+    if (n_last == ct.blocks.lo) ReleaseQuery();
     softmax_step(n_last);  // O is still zero: the correction is moot
     ConvertFragment(tSrS, rP);
     pipe_v.consumer_wait(v_state);
@@ -76,12 +102,15 @@ struct ConsumerMainloop {
 
     for (int n = n_last; n > ct.blocks.lo; --n) {
       pipe_k.consumer_wait(k_state);
+      WaitTurn(warpgroup);
       Gemm<true, -1>(mma_qk, tSrQ, tSrK(_, _, _, k_state.index()), tSrS);
       Gemm<false, -1>(mma_pv, tOrP, tOrV(_, _, _, v_state.index()), tOrO);
+      PassTurn(warpgroup);
       warpgroup_wait<1>();  // S(n-1) is ready; P(n) V(n) may still run
       warpgroup_fence_operand(tSrS);
       pipe_k.consumer_release(k_state);
       ++k_state;
+      if (n - 1 == ct.blocks.lo) ReleaseQuery();
       softmax_step(n - 1);
       warpgroup_wait<0>();
       warpgroup_fence_operand(tOrO);
@@ -91,7 +120,11 @@ struct ConsumerMainloop {
       ConvertFragment(tSrS, rP);
       pipe_v.consumer_wait(v_state);
     }
-    Gemm<false, 0>(mma_pv, tOrP, tOrV(_, _, _, v_state.index()), tOrO);
+    WaitTurn(warpgroup);
+    Gemm<false, -1>(mma_pv, tOrP, tOrV(_, _, _, v_state.index()), tOrO);
+    PassTurn(warpgroup);
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(tOrO);
     pipe_v.consumer_release(v_state);
     ++v_state;
   }

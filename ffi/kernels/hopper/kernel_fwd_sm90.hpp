@@ -28,6 +28,8 @@ __device__ void ConsumerLoop(const KernelParams<Cfg>& kp, typename Cfg::SharedSt
   Tensor cO_rc = make_tensor(cO.data(), RowColLayout(cO.layout()));                  // (rows, cols)
   OnlineSoftmaxSm90<2> softmax;
   int q_phase = 0;
+  // The first warpgroup issues first: the second opens its turn once.
+  if (warpgroup == 1) ConsumerMainloop<Cfg>::PassTurn(warpgroup);
 
   TileScheduler<Cfg::kBlockM> scheduler{p, kp.sched};
   for (int t = blockIdx.x; t < kp.sched.num_tiles; t += gridDim.x) {
@@ -53,7 +55,6 @@ __device__ void ConsumerLoop(const KernelParams<Cfg>& kp, typename Cfg::SharedSt
       ss.q_full.wait(q_phase);
       q_phase ^= 1;
       mainloop.Run(ss, pipe_k, pipe_v, ct, softmax, tOrO, tid);
-      cutlass::arch::NamedBarrier::arrive(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty));
     }
     float out_scale[2], lse[2];
     softmax.Finalize(ct.scale.scale_log2, DescaleAt(p.v_descale, tile.batch, kv_head), out_scale, lse);

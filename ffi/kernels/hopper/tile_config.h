@@ -53,6 +53,8 @@ struct TileConfig {
   // setmaxnreg budgets: 128 x 24 + 256 x 240 = 64,512 of 65,536 registers.
   static constexpr int kProducerRegisters = 24;
   static constexpr int kConsumerRegisters = 240;
+  // Warpgroups alternate their GEMM issue (see ConsumerMainloop::WaitTurn).
+  static constexpr bool kPingPong = true;
 
   using BlockM = Int<kBlockM>;
   using BlockN = Int<kBlockN>;
@@ -104,6 +106,7 @@ struct TileConfig {
 enum class Barrier : uint32_t {
   kQueryEmpty = 0,  // consumers are done with sQ; the producer may reload it
   kVTailZeroed = 1, // both consumer warpgroups finished zeroing a V tail
+  kTurnWarpgroup0 = 2,  // ping-pong turns; warpgroup 1 uses id 3
 };
 
 }  // namespace jax_fa3::hopper

@@ -1,0 +1,43 @@
+"""The issue-3 target shapes (16-bit, head dims 64/128/256, causal and not),
+jax_fa3 next to cuDNN in one run. A narrower, faster companion of run.py
+for kernel tuning; run.py holds the full table.
+
+    python bench/hopper_sweep.py [--seqlens 512 2048 8192] [--iters 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import jax
+
+import run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seqlens", type=int, nargs="+", default=[512, 1024, 2048, 4096, 8192, 16384])
+    parser.add_argument("--dtypes", nargs="+", default=["bf16"])
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--out", default="bench/hopper_sweep.md")
+    args = parser.parse_args()
+    rows = run.bench_dense("seed2 f16 causal b2 s512 h16 d128", "f16", 2, 512, 512, 16, 16, 128, True, args.iters)
+    for dtype in args.dtypes:
+        for causal in (False, True):
+            for s in args.seqlens:
+                b = 16384 // s
+                rows += run.bench_dense(f"{dtype} {'causal' if causal else 'full'} s{s} b{b} h16 d128", dtype, b, s,
+                                        s, 16, 16, 128, causal, args.iters, check=s <= 2048)
+        for d, h in ((64, 16), (256, 16)):
+            rows += run.bench_dense(f"{dtype} full s8192 b2 h{h} d{d}", dtype, 2, 8192, 8192, h, h, d, False,
+                                    args.iters, check=False)
+    text = run.table(rows, jax.devices()[0].device_kind)
+    print(text)
+    with open(args.out, "w") as f:
+        f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
