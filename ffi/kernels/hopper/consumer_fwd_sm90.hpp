@@ -85,48 +85,74 @@ struct ConsumerMainloop {
     };
 
     const int warpgroup = tid / 128;
-    const int n_last = ct.blocks.hi - 1;
-    pipe_k.consumer_wait(k_state);
-    WaitTurn(warpgroup);
-    Gemm<true, -1>(mma_qk, tSrQ, tSrK(_, _, _, k_state.index()), tSrS);
-    PassTurn(warpgroup);
-    warpgroup_wait<0>();
-    warpgroup_fence_operand(tSrS);
-    pipe_k.consumer_release(k_state);
-    ++k_state;
-    if (n_last == ct.blocks.lo) ReleaseQuery();
-    softmax_step(n_last);  // O is still zero: the correction is moot
-    ConvertFragment(tSrS, rP);
-    pipe_v.consumer_wait(v_state);
-    if (ct.v_tail_row >= 0) ZeroVTail(sVt(_, _, v_state.index()), ct.v_tail_row, tid);
-
-    for (int n = n_last; n > ct.blocks.lo; --n) {
+    // Issue S = Q K^T for the next key block (K consumed in order).
+    auto issue_qk = [&] {
       pipe_k.consumer_wait(k_state);
       WaitTurn(warpgroup);
       Gemm<true, -1>(mma_qk, tSrQ, tSrK(_, _, _, k_state.index()), tSrS);
-      Gemm<false, -1>(mma_pv, tOrP, tOrV(_, _, _, v_state.index()), tOrO);
-      PassTurn(warpgroup);
-      warpgroup_wait<1>();  // S(n-1) is ready; P(n) V(n) may still run
+    };
+    auto issue_pv = [&] { Gemm<false, -1>(mma_pv, tOrP, tOrV(_, _, _, v_state.index()), tOrO); };
+    // After S of key block n landed in registers.
+    auto release_k = [&](int n) {
       warpgroup_fence_operand(tSrS);
       pipe_k.consumer_release(k_state);
       ++k_state;
-      if (n - 1 == ct.blocks.lo) ReleaseQuery();
-      softmax_step(n - 1);
-      warpgroup_wait<0>();
+      if (n == ct.blocks.lo) ReleaseQuery();
+    };
+    auto release_v = [&] {
       warpgroup_fence_operand(tOrO);
       pipe_v.consumer_release(v_state);
       ++v_state;
-      OnlineSoftmaxSm90<2>::Rescale(o_rc, correction);
-      ConvertFragment(tSrS, rP);
+    };
+    auto wait_v = [&](bool first) {
       pipe_v.consumer_wait(v_state);
+      if (first && ct.v_tail_row >= 0) ZeroVTail(sVt(_, _, v_state.index()), ct.v_tail_row, tid);
+    };
+
+    const int n_last = ct.blocks.hi - 1;
+    if constexpr (!Cfg::kIntraWarpgroupOverlap) {
+      for (int n = n_last; n >= ct.blocks.lo; --n) {
+        issue_qk();
+        PassTurn(warpgroup);
+        warpgroup_wait<0>();
+        release_k(n);
+        softmax_step(n);
+        OnlineSoftmaxSm90<2>::Rescale(o_rc, correction);
+        ConvertFragment(tSrS, rP);
+        wait_v(n == n_last);
+        WaitTurn(warpgroup);
+        issue_pv();
+        PassTurn(warpgroup);
+        warpgroup_wait<0>();
+        release_v();
+      }
+      return;
     }
-    WaitTurn(warpgroup);
-    Gemm<false, -1>(mma_pv, tOrP, tOrV(_, _, _, v_state.index()), tOrO);
+    issue_qk();
     PassTurn(warpgroup);
     warpgroup_wait<0>();
-    warpgroup_fence_operand(tOrO);
-    pipe_v.consumer_release(v_state);
-    ++v_state;
+    release_k(n_last);
+    softmax_step(n_last);  // O is still zero: the correction is moot
+    ConvertFragment(tSrS, rP);
+    wait_v(true);
+    for (int n = n_last; n > ct.blocks.lo; --n) {
+      issue_qk();
+      issue_pv();
+      PassTurn(warpgroup);
+      warpgroup_wait<1>();  // S(n-1) is ready; P(n) V(n) may still run
+      release_k(n - 1);
+      softmax_step(n - 1);
+      warpgroup_wait<0>();
+      release_v();
+      OnlineSoftmaxSm90<2>::Rescale(o_rc, correction);
+      ConvertFragment(tSrS, rP);
+      wait_v(false);
+    }
+    WaitTurn(warpgroup);
+    issue_pv();
+    PassTurn(warpgroup);
+    warpgroup_wait<0>();
+    release_v();
   }
 };
 

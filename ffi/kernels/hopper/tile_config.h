@@ -55,6 +55,9 @@ struct TileConfig {
   static constexpr int kConsumerRegisters = 240;
   // Warpgroups alternate their GEMM issue (see ConsumerMainloop::WaitTurn).
   static constexpr bool kPingPong = true;
+  // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup; that keeps S
+  // and P live together, which head dim 256's O fragment leaves no room for.
+  static constexpr bool kIntraWarpgroupOverlap = kHeadDim <= 128;
 
   using BlockM = Int<kBlockM>;
   using BlockN = Int<kBlockN>;
