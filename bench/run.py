@@ -24,6 +24,8 @@ import jax_fa3
 from jax_fa3 import reference
 from jax_fa3.seeds import SEED_CU_SEQLENS, random_qkv, rel_err
 
+import decode  # bench/decode.py: the issue-4 decode cases
+
 FP8 = jnp.float8_e4m3fn
 DTYPES = {"f16": jnp.float16, "bf16": jnp.bfloat16, "fp8": FP8}
 
@@ -134,12 +136,21 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="seed cases and a small grid only")
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--out", default="bench/results.md")
+    parser.add_argument("--decode", action="store_true", help="the decode (KV cache) cases only")
     args = parser.parse_args()
     it = args.iters
+    if args.decode:
+        rows = decode.bench_decode(lambda fn, fn_args: kernel_ms(fn, fn_args, it), Row)
+        text = table(rows, jax.devices()[0].device_kind)
+        print(text)
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+        return 0
     rows = bench_seed_fp8_varlen(it)
     rows += bench_dense("seed2 f16 causal b2 s512 h16 d128", "f16", 2, 512, 512, 16, 16, 128, True, it)
     for b in (1, 32):
         rows += bench_dense(f"seed3 f16 decode b{b} sk2048 h16/2 d128", "f16", b, 1, 2048, 16, 2, 128, False, it)
+    rows += decode.bench_decode(lambda fn, fn_args: kernel_ms(fn, fn_args, it), Row)
     seqlens = (512, 2048) if args.quick else (512, 1024, 2048, 4096, 8192, 16384)
     for dtype in ("bf16", "f16", "fp8"):
         for causal in (False, True):

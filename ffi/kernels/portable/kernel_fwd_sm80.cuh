@@ -135,6 +135,10 @@ __global__ void __launch_bounds__(Cfg::kThreads)
   const int warp_row0 = t.m0 + (threadIdx.x / 32) * Cfg::kRowsPerWarp;  // packed row
   const int warp_tok0 = warp_row0 / pack;
   const int warp_tok1 = (warp_row0 + Cfg::kRowsPerWarp - 1) / pack + 1;
+  // Decode tiles are mostly empty (one token x the head group): warps past
+  // the last row only help load K/V, which leaves the GEMMs' shared-memory
+  // reads to the warps that have rows.
+  const bool warp_has_rows = warp_row0 < t.rows;
 
   const In* k = static_cast<const In*>(p.k) + kv_head * p.k_stride.head;
   const In* v = static_cast<const In*>(p.v) + kv_head * p.v_stride.head;
@@ -153,7 +157,9 @@ __global__ void __launch_bounds__(Cfg::kThreads)
   float o[Cfg::kHeadDim / 8][4] = {};  // (MMA tiles along head dim, accumulator element)
   float s[Cfg::kBlockN / 8][4];        // (MMA tiles along keys, accumulator element)
   OnlineSoftmax softmax;
-  const int first = key_lo - key_lo % Cfg::kBlockN;
+  // An empty range runs no tile: an unaligned empty split would otherwise
+  // attend to the keys of the aligned tile below it, which another split owns.
+  const int first = key_lo < key_hi ? key_lo - key_lo % Cfg::kBlockN : key_hi;
   if (first < key_hi) start_kv(first, 0);
   int stage = 0;
   for (int n0 = first; n0 < key_hi; n0 += Cfg::kBlockN) {
@@ -162,14 +168,16 @@ __global__ void __launch_bounds__(Cfg::kThreads)
     const bool has_next = n0 + Cfg::kBlockN < key_hi;
     if (Cfg::kStages == 2 && has_next) start_kv(n0 + Cfg::kBlockN, stage ^ 1);
     const Compute* sK = sKV + 2 * stage * kTileElems;
-    WarpScores<Cfg>(sQ, sK, s);
-    if (mask.AllVisible(warp_tok0, warp_tok1, n0, n0 + Cfg::kBlockN)) {
-      TransformAndMask<false>(s, transform, mask, warp_row0, n0, pack);
-    } else {
-      TransformAndMask<true>(s, transform, mask, warp_row0, n0, pack);
+    if (warp_has_rows) {
+      WarpScores<Cfg>(sQ, sK, s);
+      if (mask.AllVisible(warp_tok0, warp_tok1, n0, n0 + Cfg::kBlockN)) {
+        TransformAndMask<false>(s, transform, mask, warp_row0, n0, pack);
+      } else {
+        TransformAndMask<true>(s, transform, mask, warp_row0, n0, pack);
+      }
+      softmax.Update(s, o);
+      WarpAccumulatePV<Cfg>(s, sK + kTileElems, o);
     }
-    softmax.Update(s, o);
-    WarpAccumulatePV<Cfg>(s, sK + kTileElems, o);
     if (Cfg::kStages == 1 && has_next) {
       __syncthreads();  // every warp is done with the only stage
       start_kv(n0 + Cfg::kBlockN, 0);

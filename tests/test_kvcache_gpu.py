@@ -1,0 +1,100 @@
+"""attention_with_kvcache on the CUDA targets against the float32 reference:
+layouts and page sizes, appends, rotary, left padding, forced and heuristic
+split-KV, packed GQA ratios, dtypes, out-of-range index data, in-place
+updates. Skipped only when JAX sees no GPU."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jax_fa3
+from conftest import DTYPES, gpu
+from kvcache_cases import LAYOUTS, check_case, make_case
+
+pytestmark = [pytest.mark.gpu, gpu]
+
+D = 128  # the head dim served models use most
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("seqlen_new", [0, 1, 7])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_layouts_and_appends(dtype, seqlen_new, layout):
+    case = make_case(LAYOUTS.index(layout) * 10 + seqlen_new, DTYPES[dtype], batch=3, heads=8, heads_k=2,
+                     head_dim=D, layout=layout, seqlen_cache=700, seqlen_new=seqlen_new, seqlen_q=max(seqlen_new, 1))
+    check_case(case, DTYPES[dtype])
+
+
+@pytest.mark.parametrize("num_splits", [0, 1, 2, 3, 5, 16, 33, 64])
+@pytest.mark.parametrize("layout", ["contiguous", "paged64"])
+def test_splits(num_splits, layout):
+    # 1000 keys: 16 key tiles, so 33 and 64 splits include empty ones.
+    case = make_case(num_splits, jnp.bfloat16, batch=2, heads=16, heads_k=2, head_dim=D, layout=layout,
+                     seqlen_cache=1000, seqlen_new=1, num_splits=num_splits)
+    check_case(case, jnp.bfloat16)
+
+
+@pytest.mark.parametrize("group", [1, 2, 4, 8, 16])
+@pytest.mark.parametrize("seqlen_q", [1, 5])
+def test_gqa_ratios(group, seqlen_q):
+    case = make_case(group + seqlen_q, jnp.float16, batch=2, heads=16, heads_k=16 // group, head_dim=D,
+                     layout="paged16", seqlen_cache=333, seqlen_q=seqlen_q, seqlen_new=seqlen_q, causal=True)
+    check_case(case, jnp.float16)
+
+
+@pytest.mark.parametrize("feature", [dict(causal=True), dict(window_size=(100, 3)), dict(softcap=5.0)], ids=str)
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_features_leftpad(feature, dtype):
+    case = make_case(21, DTYPES[dtype], batch=3, heads=8, heads_k=1, head_dim=D, layout="batch_idx",
+                     seqlen_cache=500, seqlen_new=7, seqlen_q=7, leftpad=True, **feature)
+    check_case(case, DTYPES[dtype])
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+@pytest.mark.parametrize("rotary_dim", [64, 128])
+@pytest.mark.parametrize("layout", ["contiguous", "paged256"])
+def test_rotary(interleaved, rotary_dim, layout):
+    case = make_case(rotary_dim, jnp.bfloat16, batch=2, heads=8, heads_k=2, head_dim=D, layout=layout,
+                     seqlen_cache=600, seqlen_new=7, seqlen_q=7, causal=True, rotary_dim=rotary_dim,
+                     interleaved=interleaved, num_splits=3)
+    check_case(case, jnp.bfloat16)
+
+
+@pytest.mark.parametrize("head_dim", [64, 96, 192, 256])
+def test_head_dims(head_dim):
+    case = make_case(head_dim, jnp.float16, batch=2, heads=8, heads_k=2, head_dim=head_dim, layout="paged16",
+                     seqlen_cache=300, seqlen_new=1)
+    check_case(case, jnp.float16)
+
+
+def test_out_of_range_index_data_is_clamped():
+    case = make_case(9, jnp.float16, batch=3, heads=8, heads_k=2, head_dim=D, layout="paged64", seqlen_cache=400,
+                     seqlen_new=3, seqlen_q=3, leftpad=True, num_splits=4)
+    case.cache_seqlens = np.array([2**30, -5, 40], np.int32)
+    pt = np.asarray(case.kwargs["page_table"]).copy()
+    pt[0, 0], pt[1, -1], pt[2, 1] = 10**6, -3, 2**31 - 1
+    case.kwargs["page_table"] = jnp.asarray(pt)
+    case.kwargs["cache_leftpad"] = jnp.asarray([7, 2**31 - 1, -9], jnp.int32)
+    check_case(case, jnp.float16)
+    case = make_case(10, jnp.bfloat16, batch=2, heads=8, heads_k=2, head_dim=D, layout="batch_idx",
+                     seqlen_cache=300, seqlen_new=7, seqlen_q=7)
+    case.cache_seqlens = np.array([298, 2**31 - 2], np.int32)
+    case.kwargs["cache_batch_idx"] = jnp.asarray([-4, 99], jnp.int32)
+    check_case(case, jnp.bfloat16)
+
+
+def test_donated_append_runs_in_place():
+    case = make_case(11, jnp.bfloat16, batch=4, heads=32, heads_k=8, head_dim=D, layout="paged64", seqlen_cache=2048,
+                     seqlen_new=1)
+    fn = jax.jit(functools.partial(jax_fa3.attention_with_kvcache, **case.kwargs), donate_argnums=(1, 2))
+    hlo = fn.lower(*case.args()).compile().as_text()
+    # The custom call writes the donated caches in place: no copy in the module.
+    assert "jax_fa3_kvcache_append_attention_fwd_v1" in hlo
+    assert not re.findall(r"\s(copy|copy-start)\(%", hlo), hlo
+    check_case(case, jnp.bfloat16)
