@@ -30,6 +30,7 @@ bool OnSm90() {
 // belong to the portable kernel's split-KV and packed-GQA paths.
 bool HopperTakes(const AttentionParams& p) {
   constexpr int kDecodeRows = 16;
+  if (p.is_kvcache() || p.pack_gqa || p.split.num_splits > 1) return false;
   if (!p.is_varlen() && p.seqlen_q <= kDecodeRows) return false;
   return hopper::Supported(p) && !ForcedPortable() && OnSm90();
 }

@@ -24,7 +24,7 @@ struct ConsumerMainloop {
   // sequence's data) would still poison the output. Both warpgroups read
   // every V row, so both finish zeroing before either multiplies.
   template <class TV>
-  __device__ static void ZeroVTail(TV&& sv, int first_row, int tid) {  // sv: (D, N)
+  __device__ __forceinline__ static void ZeroVTail(TV&& sv, int first_row, int tid) {  // sv: (D, N)
     const int count = (Cfg::kBlockN - first_row) * Cfg::kHeadDim;
     for (int i = tid; i < count; i += Cfg::kConsumerThreads) {
       sv(i % Cfg::kHeadDim, first_row + i / Cfg::kHeadDim) = Element(0);
@@ -36,12 +36,12 @@ struct ConsumerMainloop {
   // Warpgroups take turns issuing their GEMMs (ping-pong), so one's softmax
   // runs while the other's GEMMs hold the tensor cores. Each warpgroup waits
   // on its own barrier before issuing and then opens the other's.
-  __device__ static void WaitTurn(int warpgroup) {
+  __device__ __forceinline__ static void WaitTurn(int warpgroup) {
     if constexpr (Cfg::kPingPong) {
       cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads, uint32_t(Barrier::kTurnWarpgroup0) + warpgroup);
     }
   }
-  __device__ static void PassTurn(int warpgroup) {
+  __device__ __forceinline__ static void PassTurn(int warpgroup) {
     if constexpr (Cfg::kPingPong) {
       cutlass::arch::NamedBarrier::arrive(Cfg::kConsumerThreads, uint32_t(Barrier::kTurnWarpgroup0) + 1 - warpgroup);
     }
@@ -49,14 +49,14 @@ struct ConsumerMainloop {
 
   // Once the last S = Q K^T is done, sQ may take the next tile's queries
   // while this tile's last P V and epilogue still run.
-  __device__ static void ReleaseQuery() {
+  __device__ __forceinline__ static void ReleaseQuery() {
     cutlass::arch::NamedBarrier::arrive(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty));
   }
 
   // Accumulates this warpgroup's unnormalized O (cleared by the caller) and
   // the softmax statistics over key blocks hi-1 down to lo.
   template <class TO>
-  __device__ void Run(typename Cfg::SharedStorage& ss, PipelineK& pipe_k, PipelineV& pipe_v,
+  __device__ __forceinline__ void Run(typename Cfg::SharedStorage& ss, PipelineK& pipe_k, PipelineV& pipe_v,
                       const ConsumerTile& ct, OnlineSoftmaxSm90<2>& softmax, TO& tOrO, int tid) {
     auto thr_qk = mma_qk.get_thread_slice(tid);
     auto thr_pv = mma_pv.get_thread_slice(tid);

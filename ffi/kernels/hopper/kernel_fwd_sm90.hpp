@@ -14,7 +14,7 @@ namespace jax_fa3::hopper {
 
 // The consumer warpgroups' tile loop: mainloop, then the epilogue.
 template <class Cfg, class Out>
-__device__ void ConsumerLoop(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
+__device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
                              typename Cfg::PipelineK& pipe_k, typename Cfg::PipelineV& pipe_v) {
   const AttentionParams& p = kp.p;
   const int tid = threadIdx.x - 128;  // 0 .. kConsumerThreads-1

@@ -70,7 +70,7 @@ struct Producer {
   using PipelineK = typename Cfg::PipelineK;
   using PipelineV = typename Cfg::PipelineV;
 
-  __device__ static void Run(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss, PipelineK& pipe_k,
+  __device__ __forceinline__ static void Run(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss, PipelineK& pipe_k,
                              PipelineV& pipe_v) {
     const bool leader = threadIdx.x % 32 == 0;
     Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Cfg::SmemLayoutQ{});    // (M, D)
@@ -143,25 +143,34 @@ __device__ __forceinline__ void Gemm(Mma& mma, TA& a, const TB& b, TC& c) {
   warpgroup_fence_operand(c);
   warpgroup_arrive();
   if constexpr (kZeroInit) mma.accumulate_ = GMMA::ScaleOut::Zero;
-#pragma unroll
-  for (int k = 0; k < size<2>(a); ++k) {
+  // Compile-time k: a register A fragment indexed at run time would live in
+  // local memory (nvcc stops unrolling these large bodies past ~8 steps).
+  cute::for_each(make_int_sequence<decltype(size<2>(a))::value>{}, [&](auto k) {
     cute::gemm(mma, a(_, _, k), b(_, _, k), c);
     mma.accumulate_ = GMMA::ScaleOut::One;
-  }
+  });
   warpgroup_commit_batch();
   if constexpr (kWait >= 0) warpgroup_wait<kWait>();
   warpgroup_fence_operand(c);
   if constexpr (kRegisterA) warpgroup_fence_operand(a);
 }
 
+// Element-wise conversion of register fragments, two values at a time (one
+// packed cvt). Static indices keep both fragments in registers.
 template <class TSrc, class TDst>
 __device__ __forceinline__ void ConvertFragment(const TSrc& src, TDst& dst) {
   using From = typename TSrc::value_type;
   using To = typename TDst::value_type;
-  constexpr int kSize = decltype(size(src))::value;
-  cutlass::NumericArrayConverter<To, From, kSize> convert;
-  *reinterpret_cast<cutlass::Array<To, kSize>*>(dst.data()) =
-      convert(*reinterpret_cast<const cutlass::Array<From, kSize>*>(src.data()));
+  cutlass::NumericArrayConverter<To, From, 2> convert;
+#pragma unroll
+  for (int i = 0; i < size(src); i += 2) {
+    cutlass::Array<From, 2> in;
+    in[0] = src(i);
+    in[1] = src(i + 1);
+    const cutlass::Array<To, 2> out = convert(in);
+    dst(i) = out[0];
+    dst(i + 1) = out[1];
+  }
 }
 
 // What one consumer warpgroup needs to know about the current tile.

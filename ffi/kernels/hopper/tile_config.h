@@ -9,6 +9,11 @@
 #error "The Hopper kernels need sm_90a (wgmma, setmaxnreg); build them for 90a-real only"
 #endif
 
+// Key tiles of 80 and 176 use wgmma's N = 80 / 176 shapes.
+#if !defined(CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED)
+#error "define CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED for the Hopper kernels (CMake does)"
+#endif
+
 #include "cute/tensor.hpp"
 #include "cutlass/arch/barrier.h"
 #include "cutlass/gemm/collective/builders/sm90_common.inl"
@@ -25,18 +30,18 @@ template <int kHeadDim>
 struct KeyTiling;
 template <>
 struct KeyTiling<64> {
-  static constexpr int kBlockN = 128;
-  static constexpr int kStages = 3;
+  static constexpr int kBlockN = 192;
+  static constexpr int kStages = 3;  // 160 KB
 };
 template <>
 struct KeyTiling<128> {
   static constexpr int kBlockN = 128;
-  static constexpr int kStages = 2;
+  static constexpr int kStages = 2;  // 192 KB
 };
 template <>
 struct KeyTiling<256> {
-  static constexpr int kBlockN = 64;
-  static constexpr int kStages = 2;
+  static constexpr int kBlockN = 80;
+  static constexpr int kStages = 2;  // 224 KB
 };
 
 template <class Element_, int kHeadDim_>

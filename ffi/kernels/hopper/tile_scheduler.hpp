@@ -47,12 +47,12 @@ struct TileScheduler {
   }
 
   // Called by all 32 lanes of a warp.
-  __device__ TileInfo Decode(int t) {
+  __device__ __forceinline__ TileInfo Decode(int t) {
     return p.is_varlen() ? DecodeVarlen(t) : DecodeDense(t);
   }
 
  private:
-  __device__ TileInfo DecodeDense(int t) const {
+  __device__ __forceinline__ TileInfo DecodeDense(int t) const {
     TileInfo info;
     const int pairs = p.batch * p.num_heads;
     const int per_section = s.section * s.num_m_blocks;
@@ -69,13 +69,13 @@ struct TileScheduler {
     return info;
   }
 
-  __device__ static SeqInfo VirtualSeq(const AttentionParams& p, int vi) {
+  __device__ __forceinline__ static SeqInfo VirtualSeq(const AttentionParams& p, int vi) {
     if (vi == 0) return GetGapInfo(p, /*trailing=*/false);
     if (vi == p.batch + 1) return GetGapInfo(p, /*trailing=*/true);
     return GetSeqInfo(p, vi - 1);
   }
 
-  __device__ TileInfo DecodeVarlen(int t) {
+  __device__ __forceinline__ TileInfo DecodeVarlen(int t) {
     TileInfo info;
     const int block = t / p.num_heads;
     info.head = t - block * p.num_heads;
