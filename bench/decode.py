@@ -79,6 +79,11 @@ def bench_decode(kernel_ms, row_cls) -> list:
         rate = nbytes / ms / 1e9
         rows.append(row_cls(name, "jax_fa3 kvcache", ms, None, rel_err(out, ref) if check else None,
                             f"{rate:.2f} TB/s = {rate / copy:.2f}x copy"))
+        if check:  # the seed cases also through the dense API (decode-shaped: split-KV too)
+            dense = jax.jit(jax_fa3.attention)
+            dms = kernel_ms(dense, (q, k, v))
+            rows.append(row_cls(name, "jax_fa3 attention", dms, None, rel_err(dense(q, k, v), ref),
+                                f"{nbytes / dms / 1e9:.2f} TB/s"))
         cud = jax.jit(functools.partial(jax.nn.dot_product_attention, implementation="cudnn"))
         try:
             cout = cud(q, k, v)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from jax_fa3 import _ffi
 from jax_fa3 import _validation as val
+from jax_fa3 import kvcache
 from jax_fa3._ffi import KernelConfig
 
 Array = Any
@@ -65,6 +66,11 @@ def _fold_descale(d, batched: bool, axis_size: int, seqs: int, heads_k: int, pad
 def _dense_op(cfg: KernelConfig):
     @jax.custom_batching.custom_vmap
     def op(q, k, v, q_descale, k_descale, v_descale):
+        # Decode-shaped calls that cannot fill the GPU run as a KV-cache call
+        # over full caches: same semantics, plus split-KV.
+        splits = kvcache.dense_decode_splits(q.shape, k.shape)
+        if splits:
+            return kvcache.dense_decode_call(cfg, splits, q, k, v, q_descale, k_descale, v_descale)
         return _ffi.dense_call(cfg, q, k, v, q_descale, k_descale, v_descale)
 
     @op.def_vmap

@@ -40,6 +40,31 @@ def workspace_splits(batch: int, seqlen_q: int, heads: int, heads_k: int, head_d
     return max(bound, 1)
 
 
+def dense_decode_splits(q_shape: tuple, k_shape: tuple) -> int:
+    """Split bound for a dense ``attention`` call that is decode-shaped (its
+    packed query rows fit one tile) and too small to fill the GPU; 0 when the
+    plain dense target is the better fit."""
+    b, sq, h, d = q_shape
+    sk, hk = k_shape[1], k_shape[2]
+    if sq * (h // hk) > QUERY_BLOCK:
+        return 0
+    splits = workspace_splits(b, sq, h, hk, d, sk, 0)
+    return splits if splits > 1 else 0
+
+
+def dense_decode_call(cfg: _ffi.KernelConfig, splits: int, q, k, v, q_descale, k_descale, v_descale):
+    """A dense call run as a KV-cache call over full caches (k, v), so that it
+    gets split-KV: same semantics, out (B, Sq, H, D) and lse (B, H, Sq)."""
+    b, sq, h, d = q.shape
+    empty = jnp.zeros((0,), jnp.int32)
+    nothing = jnp.zeros((0,), jnp.float32)
+    out, lse, _, _ = _ffi.kvcache_call(
+        cfg, 0, False, splits * b * sq * h * (d + 1), q, k, v, jnp.full((b,), k.shape[1], jnp.int32),
+        jnp.zeros((0,), q.dtype), jnp.zeros((0,), q.dtype), empty, empty, empty, nothing, nothing,
+        q_descale, k_descale, v_descale)
+    return out, lse
+
+
 def _int32_or_empty(name: str, x, shape: tuple | None, what: str):
     if x is None:
         return jnp.zeros((0,), jnp.int32)
