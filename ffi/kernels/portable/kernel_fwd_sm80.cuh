@@ -160,14 +160,33 @@ __global__ void __launch_bounds__(Cfg::kThreads)
   // An empty range runs no tile: an unaligned empty split would otherwise
   // attend to the keys of the aligned tile below it, which another split owns.
   const int first = key_lo < key_hi ? key_lo - key_lo % Cfg::kBlockN : key_hi;
-  if (first < key_hi) start_kv(first, 0);
-  int stage = 0;
-  for (int n0 = first; n0 < key_hi; n0 += Cfg::kBlockN) {
-    cute::cp_async_wait<0>();
-    __syncthreads();  // this stage landed for every thread; the other one is free
-    const bool has_next = n0 + Cfg::kBlockN < key_hi;
-    if (Cfg::kStages == 2 && has_next) start_kv(n0 + Cfg::kBlockN, stage ^ 1);
-    const Compute* sK = sKV + 2 * stage * kTileElems;
+  const int num_tiles = (key_hi - first + Cfg::kBlockN - 1) / Cfg::kBlockN;
+  // Ring of kStages buffers: kStages - 1 tiles in flight while one is used.
+  // Every tile slot commits one cp.async group (empty past the last tile), so
+  // "tile i landed" is always "at most kStages - 2 groups pending".
+  constexpr int kAhead = Cfg::kStages > 1 ? Cfg::kStages - 1 : 1;
+  constexpr int kPendingAllowed = Cfg::kStages > 1 ? Cfg::kStages - 2 : 0;
+#pragma unroll
+  for (int i = 0; i < kAhead; ++i) {
+    if (i < num_tiles) {
+      start_kv(first + i * Cfg::kBlockN, i);
+    } else {
+      cute::cp_async_fence();
+    }
+  }
+  for (int i = 0; i < num_tiles; ++i) {
+    const int n0 = first + i * Cfg::kBlockN;
+    cute::cp_async_wait<kPendingAllowed>();
+    __syncthreads();  // tile i landed for every thread; the slot of tile i - 1 is free
+    if constexpr (Cfg::kStages > 1) {
+      const int next = i + Cfg::kStages - 1;
+      if (next < num_tiles) {
+        start_kv(first + next * Cfg::kBlockN, next % Cfg::kStages);
+      } else {
+        cute::cp_async_fence();
+      }
+    }
+    const Compute* sK = sKV + 2 * (i % Cfg::kStages) * kTileElems;
     if (warp_has_rows) {
       WarpScores<Cfg>(sQ, sK, s);
       if (mask.AllVisible(warp_tok0, warp_tok1, n0, n0 + Cfg::kBlockN)) {
@@ -178,11 +197,10 @@ __global__ void __launch_bounds__(Cfg::kThreads)
       softmax.Update(s, o);
       WarpAccumulatePV<Cfg>(s, sK + kTileElems, o);
     }
-    if (Cfg::kStages == 1 && has_next) {
+    if (Cfg::kStages == 1 && i + 1 < num_tiles) {
       __syncthreads();  // every warp is done with the only stage
       start_kv(n0 + Cfg::kBlockN, 0);
     }
-    stage ^= Cfg::kStages - 1;
   }
   cute::cp_async_wait<0>();  // no copy may outlive the CTA (empty key ranges)
   StoreOutput<Cfg, Out>(p, c, t, o, softmax, DescaleAt(p.v_descale, c.batch, kv_head));

@@ -5,22 +5,28 @@ namespace jax_fa3::portable {
 
 // kHeadDim is the compiled head-dim bucket; smaller head dims run in the next
 // larger bucket with the tail columns zero-filled.
-template <int kHeadDim_>
+//
+// kDecode: the variant for calls whose (packed) query rows fit one tile.
+// Decoding is memory bound and each CTA waits on its oldest K/V tile, so it
+// trades the tile size for pipeline depth: more bytes in flight per CTA
+// (three 32-key tiles instead of one 64-key tile) in the same shared memory.
+template <int kHeadDim_, bool kDecode_ = false>
 struct TileConfig {
   static constexpr int kHeadDim = kHeadDim_;
+  static constexpr bool kDecode = kDecode_;
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kRowsPerWarp = 16;  // one m16n8k16 row block per warp
   static constexpr int kBlockM = kRowsPerWarp * kWarps;
   // K and V tiles shrink for large head dims to stay under sm_89's 99 KB of
   // shared memory per block.
-  static constexpr int kBlockN = kHeadDim <= 128 ? 64 : 32;
+  static constexpr int kBlockN = kHeadDim <= 128 && !kDecode ? 64 : 32;
   // One 16-byte row pad keeps the 8 rows of every ldmatrix in distinct banks.
   static constexpr int kSmemStride = kHeadDim + 8;
   static constexpr int kVecElems = 8;  // elements per global load (16 B of 16-bit data)
   // K/V stages: two overlap the next tile's loads with this tile's math;
   // large head dims keep one to fit sm_89's shared memory.
-  static constexpr int kStages = kHeadDim <= 128 ? 2 : 1;
+  static constexpr int kStages = kHeadDim > 128 ? 1 : (kDecode ? 4 : 2);
   static constexpr int kSmemElems = (kBlockM + 2 * kStages * kBlockN) * kSmemStride;
 
   static_assert(kHeadDim % 16 == 0, "head dim bucket must be a multiple of the MMA K");
