@@ -107,7 +107,7 @@ def test_more_tiles_than_sms(d, causal, kernel_path):
     run_dense("bf16", 1023, 1023, 16, 4, d, b=3, causal=causal)
 
 
-@pytest.mark.parametrize("dtype", ["f16", "bf16"])
+@pytest.mark.parametrize("dtype", list(DTYPES))
 def test_unused_keys_may_hold_nan(dtype, kernel_path):
     """Keys past seqused_k and the tail of cu_seqlens_k are never attended:
     NaN there (an unwritten KV cache) must not reach the output."""
@@ -127,6 +127,17 @@ def test_unused_keys_may_hold_nan(dtype, kernel_path):
     clean_v = jnp.where(dead[:, None, None], 0, v).astype(dt)
     assert_matches_reference(out, lse, functools.partial(reference.varlen_attention, q, clean_k, clean_v, cu, cu,
                                                          **kw), dt)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_fp8_negative_descale(causal, kernel_path):
+    """A negative q*k descale flips the scores' order; the row max must
+    follow the logits, not the raw scores."""
+    q, k, v = rand_qkv(11, (2, 239, 4, 128), (2, 239, 2, 128), FP8)
+    kw = dict(q_descale=jnp.full((2, 2), -0.5, jnp.float32), k_descale=jnp.full((2, 2), 0.75, jnp.float32),
+              v_descale=jnp.full((2, 2), 1.5, jnp.float32), causal=causal)
+    out, lse = jax.jit(functools.partial(jax_fa3.attention, return_lse=True, **kw))(q, k, v)
+    assert_matches_reference(out, lse, functools.partial(reference.attention, q, k, v, **kw), FP8)
 
 
 def test_seed_fp16_causal():

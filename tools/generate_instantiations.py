@@ -38,9 +38,9 @@ def portable_files() -> dict[str, str]:
     return files
 
 
-# The Hopper kernel's 16-bit variants; other head dims run in the next larger
-# bucket (TMA zero-fills the extra columns), FP8 on the portable kernel.
-HOPPER_DTYPES = PORTABLE_DTYPES[:2]
+# The Hopper kernel's variants; other head dims run in the next larger
+# bucket (TMA zero-fills the extra columns).
+HOPPER_DTYPES = PORTABLE_DTYPES
 HOPPER_HEAD_DIM_BUCKETS = [64, 128, 256]
 
 

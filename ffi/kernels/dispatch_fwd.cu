@@ -62,6 +62,10 @@ cudaError_t AttentionForwardCuda(const AttentionParams& p, cudaStream_t stream) 
   if (HopperTakes(p)) {
     if (p.in_dtype == DType::kF16) return DispatchHopper<half_t, half_t>(p, stream);
     if (p.in_dtype == DType::kBF16) return DispatchHopper<bfloat16_t, bfloat16_t>(p, stream);
+    if (p.in_dtype == DType::kF8E4M3) {
+      return p.out_dtype == DType::kBF16 ? DispatchHopper<float_e4m3_t, bfloat16_t>(p, stream)
+                                         : DispatchHopper<float_e4m3_t, half_t>(p, stream);
+    }
   }
 #endif
   switch (p.in_dtype) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "kernels/hopper/mainloop_fwd_sm90.hpp"
+#include "kernels/hopper/transpose_v_sm90.hpp"
 
 namespace jax_fa3::hopper {
 
@@ -10,7 +11,8 @@ template <class Cfg>
 struct ConsumerMainloop {
   using Element = typename Cfg::Element;
   using PipelineK = typename Cfg::PipelineK;
-  using PipelineV = typename Cfg::PipelineV;
+  // Where the P V wgmma's V comes from: TMA directly, or the FP8 transpose.
+  using PipelineV = std::conditional_t<Cfg::kTransposeV, typename Cfg::PipelineVt, typename Cfg::PipelineV>;
   using BlockM = typename Cfg::BlockM;
   using BlockN = typename Cfg::BlockN;
 
@@ -53,6 +55,26 @@ struct ConsumerMainloop {
     cutlass::arch::NamedBarrier::arrive(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty));
   }
 
+  // P, the A operand of the P V wgmma, in registers.
+  template <class TS>
+  __device__ __forceinline__ static auto MakeP(const TS& tSrS) {
+    if constexpr (kIsFp8<Element>) {
+      return make_tensor<Element>(
+          Layout<Shape<Shape<_4, _2, _2>, _1, Int<Cfg::kBlockN / 32>>>{});  // (MMA, MMA_M, MMA_K)
+    } else {
+      return make_tensor<Element>(AccumulatorAsA(tSrS.layout()));  // (MMA, MMA_M, MMA_K)
+    }
+  }
+  template <class TS, class TP>
+  __device__ __forceinline__ static void FillP(const TS& tSrS, TP& tOrP) {
+    if constexpr (kIsFp8<Element>) {
+      PackP8(tSrS, tOrP);
+    } else {
+      Tensor p_acc = make_tensor(tOrP.data(), tSrS.layout());  // P with the accumulator's layout
+      ConvertFragment(tSrS, p_acc);
+    }
+  }
+
   // Accumulates this warpgroup's unnormalized O (cleared by the caller) and
   // the softmax statistics over key blocks hi-1 down to lo.
   template <class TO>
@@ -62,13 +84,12 @@ struct ConsumerMainloop {
     auto thr_pv = mma_pv.get_thread_slice(tid);
     Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Cfg::SmemLayoutQ{});    // (M, D)
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Cfg::SmemLayoutK{});    // (N, D, stages)
-    Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename Cfg::SmemLayoutVt{});  // (D, N, stages)
+    Tensor sVt = make_tensor(make_smem_ptr(ss.v_mma()), typename Cfg::SmemLayoutVt{});  // (D, N, stages)
     Tensor tSrQ = thr_qk.partition_fragment_A(sQ);                         // (MMA, MMA_M, MMA_K)
     Tensor tSrK = thr_qk.partition_fragment_B(sK);                         // (MMA, MMA_N, MMA_K, stages)
     Tensor tOrV = thr_pv.partition_fragment_B(sVt);                        // (MMA, MMA_N, MMA_K, stages)
     Tensor tSrS = partition_fragment_C(mma_qk, Shape<BlockM, BlockN>{});  // (MMA, MMA_M, MMA_N)
-    Tensor rP = make_tensor_like<Element>(tSrS);                          // (MMA, MMA_M, MMA_N)
-    Tensor tOrP = make_tensor(rP.data(), AccumulatorAsA(tSrS.layout()));   // (MMA, MMA_M, MMA_K)
+    Tensor tOrP = MakeP(tSrS);                                             // (MMA, MMA_M, MMA_K)
     Tensor s_rc = make_tensor(tSrS.data(), RowColLayout(tSrS.layout()));   // (rows, cols)
     Tensor o_rc = make_tensor(tOrO.data(), RowColLayout(tOrO.layout()));   // (rows, cols)
     Tensor cS = thr_qk.partition_C(make_identity_tensor(Shape<BlockM, BlockN>{}));  // (MMA, MMA_M, MMA_N)
@@ -78,6 +99,7 @@ struct ConsumerMainloop {
     auto softmax_step = [&](int n) {
       const int n0 = n * Cfg::kBlockN;
       if (ct.scale.cap_inverse != 0.f) ApplySoftcap(s_rc, ct.scale);
+      if (ct.scale.negate) NegateScores(s_rc);
       if (!ct.mask.AllVisible(ct.wg_row0, ct.wg_row0 + Cfg::kRowsPerWarpgroup, n0, n0 + Cfg::kBlockN)) {
         ApplyMask(s_rc, c_rc, ct.mask, ct.m0, n0);
       }
@@ -106,7 +128,9 @@ struct ConsumerMainloop {
     };
     auto wait_v = [&](bool first) {
       pipe_v.consumer_wait(v_state);
-      if (first && ct.v_tail_row >= 0) ZeroVTail(sVt(_, _, v_state.index()), ct.v_tail_row, tid);
+      if constexpr (!Cfg::kTransposeV) {  // the FP8 transpose zeroes the tail itself
+        if (first && ct.v_tail_row >= 0) ZeroVTail(sVt(_, _, v_state.index()), ct.v_tail_row, tid);
+      }
     };
 
     const int n_last = ct.blocks.hi - 1;
@@ -118,7 +142,7 @@ struct ConsumerMainloop {
         release_k(n);
         softmax_step(n);
         OnlineSoftmaxSm90<2>::Rescale(o_rc, correction);
-        ConvertFragment(tSrS, rP);
+        FillP(tSrS, tOrP);
         wait_v(n == n_last);
         WaitTurn(warpgroup);
         issue_pv();
@@ -133,7 +157,7 @@ struct ConsumerMainloop {
     warpgroup_wait<0>();
     release_k(n_last);
     softmax_step(n_last);  // O is still zero: the correction is moot
-    ConvertFragment(tSrS, rP);
+    FillP(tSrS, tOrP);
     wait_v(true);
     for (int n = n_last; n > ct.blocks.lo; --n) {
       issue_qk();
@@ -145,7 +169,7 @@ struct ConsumerMainloop {
       warpgroup_wait<0>();
       release_v();
       OnlineSoftmaxSm90<2>::Rescale(o_rc, correction);
-      ConvertFragment(tSrS, rP);
+      FillP(tSrS, tOrP);
       wait_v(false);
     }
     WaitTurn(warpgroup);

@@ -15,7 +15,8 @@ namespace jax_fa3::hopper {
 // The consumer warpgroups' tile loop: mainloop, then the epilogue.
 template <class Cfg, class Out>
 __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
-                             typename Cfg::PipelineK& pipe_k, typename Cfg::PipelineV& pipe_v) {
+                                             typename Cfg::PipelineK& pipe_k,
+                                             typename ConsumerMainloop<Cfg>::PipelineV& pipe_v) {
   const AttentionParams& p = kp.p;
   const int tid = threadIdx.x - 128;  // 0 .. kConsumerThreads-1
   const int warpgroup = tid / 128;
@@ -44,10 +45,7 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
         p.softcap);
     ct.m0 = tile.m_block * Cfg::kBlockM;
     ct.wg_row0 = ct.m0 + warpgroup * Cfg::kRowsPerWarpgroup;
-    // Dense K/V past seqlen_k are zero-filled by TMA; varlen and seqused_k
-    // tails are real memory.
-    const int tail_keys = tile.seq.seqlen_k - (ct.blocks.hi - 1) * Cfg::kBlockN;
-    ct.v_tail_row = (p.is_varlen() || p.seqused_k != nullptr) && tail_keys < Cfg::kBlockN ? tail_keys : -1;
+    ct.v_tail_row = VTailRow<Cfg>(p, tile, ct.blocks);
 
     softmax.Reset();
     clear(tOrO);
@@ -77,21 +75,45 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) AttentionFwdSm90(const __gri
   }
   using PipelineK = typename Cfg::PipelineK;
   using PipelineV = typename Cfg::PipelineV;
-  typename PipelineK::Params pipe_params;
-  pipe_params.transaction_bytes = Cfg::kKVTileBytes;
-  pipe_params.role = producer ? PipelineK::ThreadCategory::Producer : PipelineK::ThreadCategory::Consumer;
-  pipe_params.is_leader = threadIdx.x == 0;
-  pipe_params.num_consumers = Cfg::kConsumerThreads;
-  PipelineK pipe_k(ss.pipeline_k, pipe_params, Shape<_1, _1, _1>{});
-  PipelineV pipe_v(ss.pipeline_v, pipe_params, Shape<_1, _1, _1>{});
+  using PipelineVt = typename Cfg::PipelineVt;
+  using Role = typename PipelineK::ThreadCategory;
+  const bool transposer = Cfg::kTransposeV && producer && warp > 0;
+  typename PipelineK::Params k_params;
+  k_params.transaction_bytes = Cfg::kKVTileBytes;
+  k_params.role = producer ? Role::Producer : Role::Consumer;
+  k_params.is_leader = threadIdx.x == 0;
+  k_params.num_consumers = Cfg::kConsumerThreads;
+  PipelineK pipe_k(ss.pipeline_k, k_params, Shape<_1, _1, _1>{});
+  // V: TMA to the MMA warpgroups, or (FP8) to the transpose warps, which
+  // hand V^T on through pipe_vt.
+  typename PipelineV::Params v_params = k_params;
+  if constexpr (Cfg::kTransposeV) {
+    v_params.role = warp == 0 ? Role::Producer : (transposer ? Role::Consumer : Role::NonParticipant);
+    v_params.num_consumers = Cfg::kTransposeThreads;
+  }
+  PipelineV pipe_v(ss.pipeline_v, v_params, Shape<_1, _1, _1>{});
+  typename PipelineVt::Params vt_params;
+  using VtRole = typename PipelineVt::ThreadCategory;
+  vt_params.role = transposer ? VtRole::Producer : (producer ? VtRole::NonParticipant : VtRole::Consumer);
+  vt_params.producer_arv_count = Cfg::kTransposeThreads;
+  vt_params.consumer_arv_count = Cfg::kConsumerThreads;
+  PipelineVt pipe_vt(ss.pipeline_vt, vt_params);
   __syncthreads();  // barriers initialized and visible to every role
 
   if (producer) {
     cutlass::arch::warpgroup_reg_dealloc<Cfg::kProducerRegisters>();
-    if (warp == 0) Producer<Cfg>::Run(kp, ss, pipe_k, pipe_v);
+    if (warp == 0) {
+      Producer<Cfg>::Run(kp, ss, pipe_k, pipe_v);
+    } else if constexpr (Cfg::kTransposeV) {
+      VTransposer<Cfg>::Run(kp, ss, pipe_v, pipe_vt);
+    }
   } else {
     cutlass::arch::warpgroup_reg_alloc<Cfg::kConsumerRegisters>();
-    ConsumerLoop<Cfg, Out>(kp, ss, pipe_k, pipe_v);
+    if constexpr (Cfg::kTransposeV) {
+      ConsumerLoop<Cfg, Out>(kp, ss, pipe_k, pipe_vt);
+    } else {
+      ConsumerLoop<Cfg, Out>(kp, ss, pipe_k, pipe_v);
+    }
   }
 }
 

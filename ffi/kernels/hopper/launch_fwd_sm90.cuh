@@ -39,20 +39,19 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
   auto batch_stride = [&](const TensorStrides& s) { return p.is_varlen() ? int64_t{0} : s.batch; };
   kp.shape_q = make_shape(p.seqlen_q, p.head_dim, p.num_heads, batch);
   kp.shape_k = make_shape(p.seqlen_k, p.head_dim, p.num_heads_k, batch);
-  kp.shape_vt = make_shape(p.head_dim, p.seqlen_k, p.num_heads_k, batch);
+  kp.shape_v = VGlobal<Cfg>::MakeShape(p.seqlen_k, p.head_dim, p.num_heads_k, batch);
   auto gmem = [](const void* ptr) { return make_gmem_ptr(static_cast<const In*>(ptr)); };
   Tensor mQ = make_tensor(gmem(p.q), kp.shape_q,
                           make_stride(p.q_stride.row, _1{}, p.q_stride.head, batch_stride(p.q_stride)));
   Tensor mK = make_tensor(gmem(p.k), kp.shape_k,
                           make_stride(p.k_stride.row, _1{}, p.k_stride.head, batch_stride(p.k_stride)));
-  Tensor mVt = make_tensor(gmem(p.v), kp.shape_vt,
-                           make_stride(_1{}, p.v_stride.row, p.v_stride.head, batch_stride(p.v_stride)));
+  Tensor mV = make_tensor(gmem(p.v), kp.shape_v, VGlobal<Cfg>::MakeStride(p.v_stride, batch_stride(p.v_stride)));
   kp.tma_q = make_tma_copy(SM90_TMA_LOAD{}, mQ, typename Cfg::SmemLayoutQ{},
                            Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{}, _1{});
   kp.tma_k = make_tma_copy(SM90_TMA_LOAD{}, mK, take<0, 2>(typename Cfg::SmemLayoutK{}),
                            Shape<typename Cfg::BlockN, typename Cfg::HeadDim>{}, _1{});
-  kp.tma_v = make_tma_copy(SM90_TMA_LOAD{}, mVt, take<0, 2>(typename Cfg::SmemLayoutVt{}),
-                           Shape<typename Cfg::HeadDim, typename Cfg::BlockN>{}, _1{});
+  kp.tma_v = make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(typename Cfg::SmemLayoutVLoad{}),
+                           typename VGlobal<Cfg>::Tile{}, _1{});
 
   auto* kernel = &AttentionFwdSm90<Cfg, Out>;
   // Host-side attribute, not a stream operation: safe under graph capture.

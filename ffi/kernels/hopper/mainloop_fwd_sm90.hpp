@@ -16,11 +16,43 @@
 
 namespace jax_fa3::hopper {
 
-// Global tensors as TMA addresses them: (seqlen, d, head, batch). V is
-// addressed transposed, (d, seqlen, head, batch), to land as V^T.
+// Global tensors as TMA addresses them: (seqlen, d, head, batch).
 using ShapeQKV = Shape<int32_t, int32_t, int32_t, int32_t>;
 using StrideQK = Stride<int64_t, _1, int64_t, int64_t>;
-using StrideVt = Stride<_1, int64_t, int64_t, int64_t>;
+
+// How V is seen by its TMA: 16-bit V is addressed transposed, (d, seqlen,
+// head, batch), and lands as V^T; FP8 V lands as it is, (seqlen, d, ...),
+// for the transpose warps.
+template <class Cfg, bool kTranspose = Cfg::kTransposeV>
+struct VGlobal {
+  using Stride = cute::Stride<_1, int64_t, int64_t, int64_t>;
+  using Tile = Shape<typename Cfg::HeadDim, typename Cfg::BlockN>;
+  __host__ __device__ static ShapeQKV MakeShape(int seqlen, int d, int heads, int batch) {
+    return make_shape(d, seqlen, heads, batch);
+  }
+  __host__ static Stride MakeStride(const TensorStrides& s, int64_t batch_stride) {
+    return make_stride(_1{}, s.row, s.head, batch_stride);
+  }
+  template <class TV>
+  __device__ static auto Tiles(const TV& mv, int k_start) {  // (D, N, key blocks)
+    return local_tile(domain_offset(make_coord(_0{}, k_start), mv), Tile{}, make_coord(_0{}, _));
+  }
+};
+template <class Cfg>
+struct VGlobal<Cfg, true> {
+  using Stride = StrideQK;
+  using Tile = Shape<typename Cfg::BlockN, typename Cfg::HeadDim>;
+  __host__ __device__ static ShapeQKV MakeShape(int seqlen, int d, int heads, int batch) {
+    return make_shape(seqlen, d, heads, batch);
+  }
+  __host__ static Stride MakeStride(const TensorStrides& s, int64_t batch_stride) {
+    return make_stride(s.row, _1{}, s.head, batch_stride);
+  }
+  template <class TV>
+  __device__ static auto Tiles(const TV& mv, int k_start) {  // (N, D, key blocks)
+    return local_tile(domain_offset(make_coord(k_start, _0{}), mv), Tile{}, make_coord(_, _0{}));
+  }
+};
 
 template <class Cfg>
 struct TmaTypes {
@@ -31,8 +63,8 @@ struct TmaTypes {
                                    Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{}, _1{}));
   using K = decltype(make_tma_copy(SM90_TMA_LOAD{}, GTensor<StrideQK>{}, take<0, 2>(typename Cfg::SmemLayoutK{}),
                                    Shape<typename Cfg::BlockN, typename Cfg::HeadDim>{}, _1{}));
-  using V = decltype(make_tma_copy(SM90_TMA_LOAD{}, GTensor<StrideVt>{}, take<0, 2>(typename Cfg::SmemLayoutVt{}),
-                                   Shape<typename Cfg::HeadDim, typename Cfg::BlockN>{}, _1{}));
+  using V = decltype(make_tma_copy(SM90_TMA_LOAD{}, GTensor<typename VGlobal<Cfg>::Stride>{},
+                                   take<0, 2>(typename Cfg::SmemLayoutVLoad{}), typename VGlobal<Cfg>::Tile{}, _1{}));
 };
 
 template <class Cfg>
@@ -44,7 +76,7 @@ struct KernelParams {
   typename TmaTypes<Cfg>::V tma_v;
   ShapeQKV shape_q;   // (seqlen_q, d, heads, batch)
   ShapeQKV shape_k;   // (seqlen_k, d, heads_k, batch)
-  ShapeQKV shape_vt;  // (d, seqlen_k, heads_k, batch)
+  ShapeQKV shape_v;   // VGlobal's view of V
 };
 
 // Key blocks [lo, hi) that some row of the tile may see; empty when none.
@@ -64,6 +96,15 @@ __device__ __forceinline__ KeyBlocks VisibleKeyBlocks(const AttentionParams& p, 
   return {lo / Cfg::kBlockN, (hi + Cfg::kBlockN - 1) / Cfg::kBlockN};
 }
 
+// First V row of the tile's first visited key block to zero, or -1. Dense
+// K/V past seqlen_k are zero-filled by TMA; varlen and seqused_k tails are
+// real memory (the next sequence, an unwritten cache).
+template <class Cfg>
+__device__ __forceinline__ int VTailRow(const AttentionParams& p, const TileInfo& t, const KeyBlocks& kb) {
+  const int tail_keys = t.seq.seqlen_k - (kb.hi - 1) * Cfg::kBlockN;
+  return (p.is_varlen() || p.seqused_k != nullptr) && tail_keys < Cfg::kBlockN ? tail_keys : -1;
+}
+
 // One warp; lane 0 issues every TMA and drives the pipelines.
 template <class Cfg>
 struct Producer {
@@ -75,10 +116,10 @@ struct Producer {
     const bool leader = threadIdx.x % 32 == 0;
     Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Cfg::SmemLayoutQ{});    // (M, D)
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Cfg::SmemLayoutK{});    // (N, D, stages)
-    Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename Cfg::SmemLayoutVt{});  // (D, N, stages)
+    Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Cfg::SmemLayoutVLoad{});  // VGlobal tile, stages
     Tensor mQ = kp.tma_q.get_tma_tensor(kp.shape_q);    // (seqlen_q, d, heads, batch)
     Tensor mK = kp.tma_k.get_tma_tensor(kp.shape_k);    // (seqlen_k, d, heads_k, batch)
-    Tensor mVt = kp.tma_v.get_tma_tensor(kp.shape_vt);  // (d, seqlen_k, heads_k, batch)
+    Tensor mV = kp.tma_v.get_tma_tensor(kp.shape_v);    // VGlobal view
 
     auto k_state = cutlass::make_producer_start_state<PipelineK>();
     auto v_state = cutlass::make_producer_start_state<PipelineV>();
@@ -101,15 +142,13 @@ struct Producer {
       Tensor gK = local_tile(domain_offset(make_coord(tile.seq.k_start, _0{}), mK(_, _, kv_head, b)),
                              Shape<typename Cfg::BlockN, typename Cfg::HeadDim>{},
                              make_coord(_, _0{}));  // (N, D, key blocks)
-      Tensor gVt = local_tile(domain_offset(make_coord(_0{}, tile.seq.k_start), mVt(_, _, kv_head, b)),
-                              Shape<typename Cfg::HeadDim, typename Cfg::BlockN>{},
-                              make_coord(_0{}, _));  // (D, N, key blocks)
+      Tensor gV = VGlobal<Cfg>::Tiles(mV(_, _, kv_head, b), tile.seq.k_start);  // (tile, key blocks)
       auto [tQg, tQs] = tma_partition(kp.tma_q, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ),
                                       group_modes<0, 2>(gQ));  // (TMA), (TMA)
       auto [tKg, tKs] = tma_partition(kp.tma_k, _0{}, Layout<_1>{}, group_modes<0, 2>(sK),
                                       group_modes<0, 2>(gK));  // (TMA, key blocks), (TMA, stages)
-      auto [tVg, tVs] = tma_partition(kp.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sVt),
-                                      group_modes<0, 2>(gVt));  // (TMA, key blocks), (TMA, stages)
+      auto [tVg, tVs] = tma_partition(kp.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV),
+                                      group_modes<0, 2>(gV));  // (TMA, key blocks), (TMA, stages)
       if (leader) {
         using BarrierWord = cutlass::arch::ClusterTransactionBarrier::ValueType;
         ss.q_full.arrive_and_expect_tx(Cfg::kQBytes);

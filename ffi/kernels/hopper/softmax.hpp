@@ -49,12 +49,16 @@ __device__ __forceinline__ constexpr auto AccumulatorAsA(Layout l) {
 
 // How raw scores become logits: softcap (tanh) and the exp2 scale.
 struct ScoreScale {
-  float scale_log2;   // multiplies the (capped) score inside exp2
+  float scale_log2;   // multiplies the (capped) score inside exp2; never negative
   float cap_inverse;  // softmax_scale * descales / softcap; 0 without softcap
+  // A negative FP8 descale product: scores are negated so that the row max
+  // of the raw scores stays the max of the logits.
+  bool negate;
 
   __device__ __forceinline__ static ScoreScale Make(float scale, float softcap) {
-    if (softcap > 0.f) return {softcap * kLog2e, scale / softcap};
-    return {scale * kLog2e, 0.f};
+    if (softcap > 0.f) return {softcap * kLog2e, scale / softcap, false};
+    if (scale < 0.f) return {-scale * kLog2e, 0.f, true};
+    return {scale * kLog2e, 0.f, false};
   }
 };
 
@@ -63,6 +67,12 @@ template <class TS>
 __device__ __forceinline__ void ApplySoftcap(TS& s, const ScoreScale& scale) {
 #pragma unroll
   for (int i = 0; i < size(s); ++i) s(i) = tanhf(s(i) * scale.cap_inverse);
+}
+
+template <class TS>
+__device__ __forceinline__ void NegateScores(TS& s) {
+#pragma unroll
+  for (int i = 0; i < size(s); ++i) s(i) = -s(i);
 }
 
 // Sets masked scores to -inf. `coord` holds each element's (row, col) inside

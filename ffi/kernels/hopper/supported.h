@@ -12,10 +12,11 @@ namespace jax_fa3::hopper {
 // stored in 4-byte pairs. Problems that miss any of this, and the dtypes
 // without a Hopper instantiation, run on the portable kernel.
 inline bool Supported(const AttentionParams& p) {
-  if (p.in_dtype != DType::kF16 && p.in_dtype != DType::kBF16) return false;
-  if (p.out_dtype != p.in_dtype) return false;
+  const bool fp8 = p.in_dtype == DType::kF8E4M3;
+  if (fp8 ? (p.out_dtype != DType::kF16 && p.out_dtype != DType::kBF16) : p.out_dtype != p.in_dtype) return false;
+  if (!fp8 && p.in_dtype != DType::kF16 && p.in_dtype != DType::kBF16) return false;
   if (p.seqlen_q <= 0 || p.seqlen_k <= 0 || p.head_dim > 256) return false;
-  constexpr int64_t kElemBytes = 2;
+  const int64_t kElemBytes = fp8 ? 1 : 2;
   auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
   auto strides_ok = [&](const TensorStrides& s) {
     return (s.row * kElemBytes) % 16 == 0 && (s.head * kElemBytes) % 16 == 0 && (s.batch * kElemBytes) % 16 == 0;

@@ -24,24 +24,56 @@ namespace jax_fa3::hopper {
 using namespace cute;
 
 // Key-tile width and pipeline depth per head-dim bucket. Wider key tiles
-// amortize the softmax's per-row work; the limit is the consumers' 240
-// registers (S, P and O fragments) and 227 KB of shared memory.
-template <int kHeadDim>
+// amortize the softmax's per-row work; the limit is the consumers'
+// registers (S, P and O fragments) and 227 KB of shared memory. FP8 tiles
+// are multiples of 32 keys (the K of an FP8 wgmma).
+template <int kHeadDim, int kElemBytes>
 struct KeyTiling;
-template <>
-struct KeyTiling<64> {
+template <int kElemBytes>
+struct KeyTiling<64, kElemBytes> {
   static constexpr int kBlockN = 192;
-  static constexpr int kStages = 3;  // 160 KB
+  static constexpr int kStages = 3;  // 16-bit: 160 KB
 };
-template <>
-struct KeyTiling<128> {
+template <int kElemBytes>
+struct KeyTiling<128, kElemBytes> {
   static constexpr int kBlockN = 128;
-  static constexpr int kStages = 2;  // 192 KB
+  static constexpr int kStages = 2;  // 16-bit: 160 KB
 };
 template <>
-struct KeyTiling<256> {
+struct KeyTiling<256, 2> {
   static constexpr int kBlockN = 80;
   static constexpr int kStages = 2;  // 224 KB
+};
+template <>
+struct KeyTiling<256, 1> {
+  static constexpr int kBlockN = 64;
+  static constexpr int kStages = 2;
+};
+
+// FP8 wgmma reads both operands K-major, but V arrives with keys as rows
+// (MN-major for P V). The producer warpgroup's spare warps transpose each
+// V tile into a second buffer; 16-bit V is read transposed by the MMA.
+template <class Element, int kHeadDim, int kBlockN, int kStages>
+struct VLayouts {
+  static constexpr bool kTranspose = false;
+  // V^T: the same bytes as a K-major (keys, d) tile, addressed (d, keys).
+  using Mma = decltype(tile_to_shape(
+      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::MN, Element, Int<kHeadDim>, Int<kBlockN>>(),
+      Shape<Int<kHeadDim>, Int<kBlockN>, Int<kStages>>{}, Step<_2, _1, _3>{}));
+  using Load = Mma;  // TMA writes V^T directly (global V viewed as (d, keys))
+  static constexpr int kMmaSmemElems = 0;
+};
+template <int kHeadDim, int kBlockN, int kStages>
+struct VLayouts<cutlass::float_e4m3_t, kHeadDim, kBlockN, kStages> {
+  using Element = cutlass::float_e4m3_t;
+  static constexpr bool kTranspose = true;
+  using Mma = decltype(tile_to_shape(
+      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kHeadDim>, Int<kBlockN>>(),
+      Shape<Int<kHeadDim>, Int<kBlockN>, Int<kStages>>{}));
+  using Load = decltype(tile_to_shape(
+      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kBlockN>, Int<kHeadDim>>(),
+      Shape<Int<kBlockN>, Int<kHeadDim>, Int<kStages>>{}));
+  static constexpr int kMmaSmemElems = cosize_v<Mma>;
 };
 
 template <class Element_, int kHeadDim_>
@@ -51,13 +83,19 @@ struct TileConfig {
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kRowsPerWarpgroup = 64;  // the M of one wgmma
   static constexpr int kBlockM = kRowsPerWarpgroup * kConsumerWarpgroups;
-  static constexpr int kBlockN = KeyTiling<kHeadDim>::kBlockN;
-  static constexpr int kStages = KeyTiling<kHeadDim>::kStages;
+  static constexpr int kBlockN = KeyTiling<kHeadDim, sizeof(Element)>::kBlockN;
+  static constexpr int kStages = KeyTiling<kHeadDim, sizeof(Element)>::kStages;
   static constexpr int kConsumerThreads = 128 * kConsumerWarpgroups;
   static constexpr int kThreads = kConsumerThreads + 128;
-  // setmaxnreg budgets: 128 x 24 + 256 x 240 = 64,512 of 65,536 registers.
-  static constexpr int kProducerRegisters = 24;
-  static constexpr int kConsumerRegisters = 240;
+
+  using VLayout = VLayouts<Element, kHeadDim, kBlockN, kStages>;
+  static constexpr bool kTransposeV = VLayout::kTranspose;
+  // Producer warp 0 issues TMA; warps 1-3 transpose FP8 V.
+  static constexpr int kTransposeThreads = 96;
+  // setmaxnreg budgets: 128 x 24 + 256 x 240 = 64,512 of 65,536 registers;
+  // the FP8 transpose needs more than 24 (128 x 40 + 256 x 232 = 64,512).
+  static constexpr int kProducerRegisters = kTransposeV ? 40 : 24;
+  static constexpr int kConsumerRegisters = kTransposeV ? 232 : 240;
   // Warpgroups alternate their GEMM issue (see ConsumerMainloop::WaitTurn).
   static constexpr bool kPingPong = true;
   // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup; that keeps S
@@ -75,10 +113,10 @@ struct TileConfig {
   using TiledMmaQK = decltype(make_tiled_mma(
       GMMA::ss_op_selector<Element, Element, float, Shape<Int<kRowsPerWarpgroup>, BlockN, HeadDim>>(),
       WarpgroupLayout{}));
-  // O += P V: P from registers, V read MN-major (keys are V's rows).
+  // O += P V: P from registers.
   using TiledMmaPV = decltype(make_tiled_mma(
       GMMA::rs_op_selector<Element, Element, float, Shape<Int<kRowsPerWarpgroup>, HeadDim, BlockN>,
-                           GMMA::Major::K, GMMA::Major::MN>(),
+                           GMMA::Major::K, kTransposeV ? GMMA::Major::K : GMMA::Major::MN>(),
       WarpgroupLayout{}));
 
   using SmemLayoutQ = decltype(tile_to_shape(
@@ -87,21 +125,26 @@ struct TileConfig {
   using SmemLayoutK = decltype(tile_to_shape(
       cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BlockN, HeadDim>(),
       Shape<BlockN, HeadDim, Stages>{}));
-  // V^T: the same bytes as a K-major (keys, d) tile, addressed (d, keys).
-  using SmemLayoutVt = decltype(tile_to_shape(
-      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::MN, Element, HeadDim, BlockN>(),
-      Shape<HeadDim, BlockN, Stages>{}, Step<_2, _1, _3>{}));
+  using SmemLayoutVLoad = typename VLayout::Load;  // what TMA writes
+  using SmemLayoutVt = typename VLayout::Mma;      // what the P V wgmma reads, (D, N, stages)
 
   using PipelineK = cutlass::PipelineTmaAsync<kStages>;
   using PipelineV = cutlass::PipelineTmaAsync<kStages>;
+  // FP8: transposed V, from the transpose warps to the MMA warpgroups.
+  using PipelineVt = cutlass::PipelineAsync<kStages>;
 
   struct SharedStorage {
     cute::array_aligned<Element, cosize_v<SmemLayoutQ>, 1024> q;
     cute::array_aligned<Element, cosize_v<SmemLayoutK>, 1024> k;
-    cute::array_aligned<Element, cosize_v<SmemLayoutVt>, 1024> v;
+    cute::array_aligned<Element, cosize_v<SmemLayoutVLoad>, 1024> v;
+    cute::array_aligned<Element, kTransposeV ? VLayout::kMmaSmemElems : 1, 1024> vt;
     cutlass::arch::ClusterTransactionBarrier q_full;
     typename PipelineK::SharedStorage pipeline_k;
     typename PipelineV::SharedStorage pipeline_v;
+    typename PipelineVt::SharedStorage pipeline_vt;
+
+    // The buffer the P V wgmma reads.
+    __device__ Element* v_mma() { return kTransposeV ? vt.data() : v.data(); }
   };
 
   static constexpr int kQBytes = kBlockM * kHeadDim * sizeof(Element);
@@ -116,5 +159,9 @@ enum class Barrier : uint32_t {
   kVTailZeroed = 1, // both consumer warpgroups finished zeroing a V tail
   kTurnWarpgroup0 = 2,  // ping-pong turns; warpgroup 1 uses id 3
 };
+
+// e4m3, for the FP8 specializations.
+template <class Element>
+constexpr bool kIsFp8 = std::is_same_v<Element, cutlass::float_e4m3_t>;
 
 }  // namespace jax_fa3::hopper

@@ -1,0 +1,114 @@
+// FP8 V transpose. FP8 wgmma reads both operands K-major, but V arrives with
+// keys as rows; producer warps 1-3 rewrite each landed V tile as V^T, 4 keys
+// x 4 head-dim bytes per step, between the V (TMA) and Vt pipelines.
+#pragma once
+
+#include <cuda_fp8.h>
+
+#include "kernels/hopper/mainloop_fwd_sm90.hpp"
+
+namespace jax_fa3::hopper {
+
+// Key order inside each 32-key slice of V^T. The FP8 wgmma's A fragment
+// holds, per thread, columns {4q..4q+3, 16+4q..19+4q} of a slice, while the
+// S accumulator gives that thread keys {2q, 2q+1, 8+2q, 9+2q, 16+2q, ...}.
+// Storing V^T column 16h + 4q + r as key 16h + 2q + (r & 1) + 8 (r >> 1)
+// makes the accumulator's own registers a valid A fragment (PackP8) while
+// P V sums the same products.
+__device__ __forceinline__ int PermutedKey(int column) {
+  const int slice = column & ~31;
+  const int w = column & 31;
+  const int h = w >> 4, q = (w >> 2) & 3, r = w & 3;
+  return slice + 16 * h + 2 * q + (r & 1) + 8 * (r >> 1);
+}
+
+// Four words of 4 keys x 4 bytes of d become four words of 4 d x 4 keys.
+__device__ __forceinline__ void Transpose4x4(const uint32_t (&in)[4], uint32_t (&out)[4]) {
+  const uint32_t lo01 = __byte_perm(in[0], in[1], 0x5140);
+  const uint32_t hi01 = __byte_perm(in[0], in[1], 0x7362);
+  const uint32_t lo23 = __byte_perm(in[2], in[3], 0x5140);
+  const uint32_t hi23 = __byte_perm(in[2], in[3], 0x7362);
+  out[0] = __byte_perm(lo01, lo23, 0x5410);
+  out[1] = __byte_perm(lo01, lo23, 0x7632);
+  out[2] = __byte_perm(hi01, hi23, 0x5410);
+  out[3] = __byte_perm(hi01, hi23, 0x7632);
+}
+
+// S (fp32 accumulator, ((2, 2, N/8), 1, 1)) rounded to e4m3 in the A layout
+// ((4, 2, 2), 1, N/32) of the P V wgmma, keys in PermutedKey order.
+template <class TS, class TP>
+__device__ __forceinline__ void PackP8(const TS& s, TP& p) {
+  Tensor words = recast<uint32_t>(p);  // ((1, 2, 2), 1, N/32)
+  constexpr int kSlices = decltype(size<2>(p))::value;
+#pragma unroll
+  for (int i = 0; i < kSlices; ++i) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+#pragma unroll
+      for (int row = 0; row < 2; ++row) {
+        const int a = 16 * i + 2 * row + 8 * half;  // accumulator index of keys 2q, 2q+1 (+8 for the next two)
+        const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(s(a), s(a + 1)), __NV_SATFINITE, __NV_E4M3);
+        const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(s(a + 4), s(a + 5)), __NV_SATFINITE, __NV_E4M3);
+        words(4 * i + row + 2 * half) = lo | (hi << 16);
+      }
+    }
+  }
+}
+
+template <class Cfg>
+struct VTransposer {
+  using PipelineV = typename Cfg::PipelineV;
+  using PipelineVt = typename Cfg::PipelineVt;
+
+  // sv: (N, D) as loaded; svt: (D, N) for the MMA. Keys >= valid_keys become
+  // zeros, for the same reason as ConsumerMainloop::ZeroVTail.
+  template <class TV, class TVt>
+  __device__ __forceinline__ static void Stage(const TV& sv, TVt svt, int valid_keys, int tid) {
+    constexpr int kColumnGroups = Cfg::kBlockN / 4;
+    constexpr int kUnits = kColumnGroups * Cfg::kHeadDim / 4;
+    for (int u = tid; u < kUnits; u += Cfg::kTransposeThreads) {
+      const int column = 4 * (u % kColumnGroups);
+      const int d = 4 * (u / kColumnGroups);
+      const int key0 = PermutedKey(column);  // the group's keys: key0 + {0, 1, 8, 9}
+      uint32_t in[4], out[4];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int key = key0 + (r & 1) + 8 * (r >> 1);
+        in[r] = key < valid_keys ? *reinterpret_cast<const uint32_t*>(&sv(key, d)) : 0u;
+      }
+      Transpose4x4(in, out);
+#pragma unroll
+      for (int t = 0; t < 4; ++t) *reinterpret_cast<uint32_t*>(&svt(d + t, column)) = out[t];
+    }
+  }
+
+  // Producer warps 1-3: the same tile walk as the TMA warp.
+  __device__ __forceinline__ static void Run(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
+                                             PipelineV& pipe_v, PipelineVt& pipe_vt) {
+    const int tid = threadIdx.x - 32;
+    Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Cfg::SmemLayoutVLoad{});  // (N, D, stages)
+    Tensor sVt = make_tensor(make_smem_ptr(ss.vt.data()), typename Cfg::SmemLayoutVt{});  // (D, N, stages)
+    typename PipelineV::PipelineState read;
+    auto write = cutlass::make_producer_start_state<PipelineVt>();
+    TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
+    for (int t = blockIdx.x; t < kp.sched.num_tiles; t += gridDim.x) {
+      const TileInfo tile = scheduler.Decode(t);
+      if (!tile.valid) break;
+      const KeyBlocks kb = VisibleKeyBlocks<Cfg>(kp.p, tile);
+      const int tail = VTailRow<Cfg>(kp.p, tile, kb);
+      for (int n = kb.hi - 1; n >= kb.lo; --n) {
+        pipe_v.consumer_wait(read);
+        pipe_vt.producer_acquire(write);
+        Stage(sV(_, _, read.index()), sVt(_, _, write.index()), n == kb.hi - 1 && tail >= 0 ? tail : Cfg::kBlockN,
+              tid);
+        cutlass::arch::fence_view_async_shared();  // generic-proxy stores, read by wgmma's async proxy
+        pipe_vt.producer_commit(write);
+        ++write;
+        pipe_v.consumer_release(read);
+        ++read;
+      }
+    }
+  }
+};
+
+}  // namespace jax_fa3::hopper
