@@ -89,7 +89,7 @@ def bench_decode(kernel_ms, row_cls) -> list:
             cout = cud(q, k, v)
             cms = kernel_ms(cud, (q, k, v))
             crate = nbytes / cms / 1e9
-            rows.append(row_cls(name, "cudnn", cms, None, rel_err(cout, ref) if check else rel_err(out, cout),
+            rows.append(row_cls(name, "cudnn (contiguous)" if page else "cudnn", cms, None, rel_err(cout, ref) if check else rel_err(out, cout),
                                 f"{crate:.2f} TB/s{'' if check else ' (err: jax_fa3 vs cudnn)'}"))
         except Exception as e:  # a baseline that refuses a shape is reported, not fatal
             rows.append(row_cls(name, "cudnn", None, None, None, type(e).__name__ + ": " + str(e).splitlines()[0][:60]))
