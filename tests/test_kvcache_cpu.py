@@ -150,3 +150,38 @@ E = jnp.zeros
 def test_argument_errors(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+
+
+def test_vmap_runs_each_element():
+    n, b, hk, d = 3, 2, 2, 32
+    keys = jax.random.split(jax.random.PRNGKey(13), 4)
+    q = jax.random.normal(keys[0], (n, b, 1, 4, d)).astype(jnp.float16)
+    k_cache, v_cache = (jax.random.normal(kk, (n, b, 40, hk, d)).astype(jnp.float16) for kk in keys[1:3])
+    k_new = jax.random.normal(keys[3], (n, b, 1, hk, d)).astype(jnp.float16)
+    seqlens = np.array([[3, 9], [17, 33], [0, 39]], np.int32)
+    out, k2, v2 = jax.vmap(lambda q, kc, vc, s, kn: jax_fa3.attention_with_kvcache(q, kc, vc, s, k=kn, v=kn))(
+        q, k_cache, v_cache, jnp.asarray(seqlens), k_new)
+    for i in range(n):
+        want, k_want, v_want = reference_kvcache.attention_with_kvcache(q[i], k_cache[i], v_cache[i], seqlens[i],
+                                                                        k=k_new[i], v=k_new[i])
+        assert rel_err(out[i], want) < 1e-3
+        np.testing.assert_array_equal(np.asarray(k2[i], np.float32), np.asarray(k_want, np.float32))
+        np.testing.assert_array_equal(np.asarray(v2[i], np.float32), np.asarray(v_want, np.float32))
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("feature", [{}, dict(causal=True, window_size=(70, -1)), dict(softcap=2.0)], ids=str)
+def test_dense_decode_runs_as_kvcache_call(dtype, feature):
+    """Decode-shaped dense calls too small to fill a GPU take the KV-cache
+    target (split-KV); the result is the dense semantics."""
+    from jax_fa3 import reference
+    from conftest import assert_matches_reference, rand_qkv
+    dt = DTYPES[dtype]
+    q, k, v = rand_qkv(len(dtype), (2, 3, 16, 64), (2, 300, 2, 64), dt)
+    kw = dict(feature)
+    if jnp.dtype(dt) == jnp.dtype(FP8):
+        kw.update(q_descale=jnp.full((2, 2), 0.5, jnp.float32), v_descale=jnp.float32(2.0))
+    fn = jax.jit(functools.partial(jax_fa3.attention, return_lse=True, **kw))
+    assert "jax_fa3_kvcache_attention_fwd_v1" in fn.lower(q, k, v).as_text()
+    out, lse = fn(q, k, v)
+    assert_matches_reference(out, lse, functools.partial(reference.attention, q, k, v, **kw), dt)
