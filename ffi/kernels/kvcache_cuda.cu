@@ -34,6 +34,10 @@ __global__ void __launch_bounds__(AppendConfig::kThreads) AppendKv(const __grid_
   T* v_dst = static_cast<T*>(const_cast<void*>(p.v)) + KvRowOffset(p, p.v_stride, b, static_cast<int>(pos)) +
              h * p.v_stride.head;
   for (int d = lane; d < p.head_dim; d += 32) v_dst[d] = v_src[d];
+  if constexpr (sizeof(T) == 1) {  // FP8: rotary is rejected at validation
+    for (int d = lane; d < p.head_dim; d += 32) k_dst[d] = k_src[d];
+    return;
+  }
   for (int d = p.rotary.rotary_dim + lane; d < p.head_dim; d += 32) k_dst[d] = k_src[d];
   for (int pair = lane; pair < p.rotary.rotary_dim / 2; pair += 32) {
     int d0, d1;
