@@ -51,8 +51,8 @@ struct ConsumerMainloop {
 
   // Once the last S = Q K^T is done, sQ may take the next tile's queries
   // while this tile's last P V and epilogue still run.
-  __device__ __forceinline__ static void ReleaseQuery() {
-    cutlass::arch::NamedBarrier::arrive(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty));
+  __device__ __forceinline__ static void ReleaseQuery(int q_buffer) {
+    cutlass::arch::NamedBarrier::arrive(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
   }
 
   // P, the A operand of the P V wgmma, in registers.
@@ -79,10 +79,11 @@ struct ConsumerMainloop {
   // the softmax statistics over key blocks hi-1 down to lo.
   template <class TO>
   __device__ __forceinline__ void Run(typename Cfg::SharedStorage& ss, PipelineK& pipe_k, PipelineV& pipe_v,
-                      const ConsumerTile& ct, OnlineSoftmaxSm90<2>& softmax, TO& tOrO, int tid) {
+                                      const ConsumerTile& ct, int q_buffer, OnlineSoftmaxSm90<2>& softmax,
+                                      TO& tOrO, int tid) {
     auto thr_qk = mma_qk.get_thread_slice(tid);
     auto thr_pv = mma_pv.get_thread_slice(tid);
-    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Cfg::SmemLayoutQ{});    // (M, D)
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q_buffer(q_buffer)), typename Cfg::SmemLayoutQ{});  // (M, D)
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Cfg::SmemLayoutK{});    // (N, D, stages)
     Tensor sVt = make_tensor(make_smem_ptr(ss.v_mma()), typename Cfg::SmemLayoutVt{});  // (D, N, stages)
     Tensor tSrQ = thr_qk.partition_fragment_A(sQ);                         // (MMA, MMA_M, MMA_K)
@@ -119,7 +120,7 @@ struct ConsumerMainloop {
       warpgroup_fence_operand(tSrS);
       pipe_k.consumer_release(k_state);
       ++k_state;
-      if (n == ct.blocks.lo) ReleaseQuery();
+      if (n == ct.blocks.lo) ReleaseQuery(q_buffer);
     };
     auto release_v = [&] {
       warpgroup_fence_operand(tOrO);

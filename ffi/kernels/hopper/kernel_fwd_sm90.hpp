@@ -28,7 +28,7 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
       make_identity_tensor(Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{}));  // (MMA, MMA_M, MMA_N)
   Tensor cO_rc = make_tensor(cO.data(), RowColLayout(cO.layout()));                  // (rows, cols)
   OnlineSoftmaxSm90<2> softmax;
-  int q_phase = 0;
+  int q_uses = 0;
   // The first warpgroup issues first: the second opens its turn once.
   if (warpgroup == 1) ConsumerMainloop<Cfg>::PassTurn(warpgroup);
 
@@ -50,9 +50,10 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
     softmax.Reset();
     clear(tOrO);
     if (!ct.blocks.empty()) {
-      ss.q_full.wait(q_phase);
-      q_phase ^= 1;
-      mainloop.Run(ss, pipe_k, pipe_v, ct, softmax, tOrO, tid);
+      const int q_buffer = q_uses % Cfg::kQStages;
+      ss.q_full[q_buffer].wait((q_uses / Cfg::kQStages) & 1);
+      ++q_uses;
+      mainloop.Run(ss, pipe_k, pipe_v, ct, q_buffer, softmax, tOrO, tid);
     }
     float out_scale[2], lse[2];
     softmax.Finalize(ct.scale.scale_log2, DescaleAt(p.v_descale, tile.batch, kv_head), out_scale, lse);
@@ -71,7 +72,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) AttentionFwdSm90(const __gri
     cute::prefetch_tma_descriptor(kp.tma_q.get_tma_descriptor());
     cute::prefetch_tma_descriptor(kp.tma_k.get_tma_descriptor());
     cute::prefetch_tma_descriptor(kp.tma_v.get_tma_descriptor());
-    ss.q_full.init(1);
+    for (int b = 0; b < Cfg::kQStages; ++b) ss.q_full[b].init(1);
   }
   using PipelineK = typename Cfg::PipelineK;
   using PipelineV = typename Cfg::PipelineV;

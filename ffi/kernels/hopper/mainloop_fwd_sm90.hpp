@@ -114,7 +114,6 @@ struct Producer {
   __device__ __forceinline__ static void Run(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss, PipelineK& pipe_k,
                              PipelineV& pipe_v) {
     const bool leader = threadIdx.x % 32 == 0;
-    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Cfg::SmemLayoutQ{});    // (M, D)
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Cfg::SmemLayoutK{});    // (N, D, stages)
     Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Cfg::SmemLayoutVLoad{});  // VGlobal tile, stages
     Tensor mQ = kp.tma_q.get_tma_tensor(kp.shape_q);    // (seqlen_q, d, heads, batch)
@@ -124,15 +123,19 @@ struct Producer {
     auto k_state = cutlass::make_producer_start_state<PipelineK>();
     auto v_state = cutlass::make_producer_start_state<PipelineV>();
     TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
-    bool reloading_q = false;
+    int q_loads = 0;
     for (int t = blockIdx.x; t < kp.sched.num_tiles; t += gridDim.x) {
       const TileInfo tile = scheduler.Decode(t);
       if (!tile.valid) break;
       const KeyBlocks kb = VisibleKeyBlocks<Cfg>(kp.p, tile);
       if (kb.empty()) continue;  // consumers write zeros without Q, K or V
-      // sQ still holds the previous tile's queries until the consumers say so.
-      if (reloading_q) cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty));
-      reloading_q = true;
+      // Q buffer b still holds an earlier tile's queries until the consumers say so.
+      const int q_buffer = q_loads % Cfg::kQStages;
+      if (q_loads >= Cfg::kQStages) {
+        cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
+      }
+      ++q_loads;
+      Tensor sQ = make_tensor(make_smem_ptr(ss.q_buffer(q_buffer)), typename Cfg::SmemLayoutQ{});  // (M, D)
 
       const int b = kp.p.is_varlen() ? 0 : tile.batch;
       const int kv_head = tile.head / kp.p.head_group();
@@ -151,8 +154,8 @@ struct Producer {
                                       group_modes<0, 2>(gV));  // (TMA, key blocks), (TMA, stages)
       if (leader) {
         using BarrierWord = cutlass::arch::ClusterTransactionBarrier::ValueType;
-        ss.q_full.arrive_and_expect_tx(Cfg::kQBytes);
-        copy(kp.tma_q.with(reinterpret_cast<BarrierWord&>(ss.q_full), 0), tQg, tQs);
+        ss.q_full[q_buffer].arrive_and_expect_tx(Cfg::kQBytes);
+        copy(kp.tma_q.with(reinterpret_cast<BarrierWord&>(ss.q_full[q_buffer]), 0), tQg, tQs);
         for (int n = kb.hi - 1; n >= kb.lo; --n) {
           pipe_k.producer_acquire(k_state);
           copy(kp.tma_k.with(*pipe_k.producer_get_barrier(k_state), 0), tKg(_, n), tKs(_, k_state.index()));

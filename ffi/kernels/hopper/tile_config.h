@@ -101,6 +101,10 @@ struct TileConfig {
   // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup; that keeps S
   // and P live together, which head dim 256's O fragment leaves no room for.
   static constexpr bool kIntraWarpgroupOverlap = kHeadDim <= 128;
+  // Query buffers: with two, the next tile's Q loads during this one (short
+  // sequences are otherwise bound by that latency); head dim 256 has room
+  // for one.
+  static constexpr int kQStages = kHeadDim <= 128 ? 2 : 1;
 
   using BlockM = Int<kBlockM>;
   using BlockN = Int<kBlockN>;
@@ -134,15 +138,16 @@ struct TileConfig {
   using PipelineVt = cutlass::PipelineAsync<kStages>;
 
   struct SharedStorage {
-    cute::array_aligned<Element, cosize_v<SmemLayoutQ>, 1024> q;
+    cute::array_aligned<Element, cosize_v<SmemLayoutQ> * kQStages, 1024> q;
     cute::array_aligned<Element, cosize_v<SmemLayoutK>, 1024> k;
     cute::array_aligned<Element, cosize_v<SmemLayoutVLoad>, 1024> v;
     cute::array_aligned<Element, kTransposeV ? VLayout::kMmaSmemElems : 1, 1024> vt;
-    cutlass::arch::ClusterTransactionBarrier q_full;
+    cutlass::arch::ClusterTransactionBarrier q_full[kQStages];
     typename PipelineK::SharedStorage pipeline_k;
     typename PipelineV::SharedStorage pipeline_v;
     typename PipelineVt::SharedStorage pipeline_vt;
 
+    __device__ Element* q_buffer(int b) { return q.data() + b * cosize_v<SmemLayoutQ>; }
     // The buffer the P V wgmma reads.
     __device__ Element* v_mma() { return kTransposeV ? vt.data() : v.data(); }
   };
@@ -155,9 +160,9 @@ struct TileConfig {
 
 // Named-barrier ids (cutlass adds its reserved offset).
 enum class Barrier : uint32_t {
-  kQueryEmpty = 0,  // consumers are done with sQ; the producer may reload it
-  kVTailZeroed = 1, // both consumer warpgroups finished zeroing a V tail
+  kVTailZeroed = 1,     // both consumer warpgroups finished zeroing a V tail
   kTurnWarpgroup0 = 2,  // ping-pong turns; warpgroup 1 uses id 3
+  kQueryEmpty0 = 4,     // consumers are done with Q buffer b (id 4 + b); the producer may reload it
 };
 
 // e4m3, for the FP8 specializations.

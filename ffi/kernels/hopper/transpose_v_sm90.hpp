@@ -1,6 +1,6 @@
 // FP8 V transpose. FP8 wgmma reads both operands K-major, but V arrives with
 // keys as rows; producer warps 1-3 rewrite each landed V tile as V^T, 4 keys
-// x 4 head-dim bytes per step, between the V (TMA) and Vt pipelines.
+// x 16 head-dim bytes per step, between the V (TMA) and Vt pipelines.
 #pragma once
 
 #include <cuda_fp8.h>
@@ -61,24 +61,33 @@ struct VTransposer {
   using PipelineVt = typename Cfg::PipelineVt;
 
   // sv: (N, D) as loaded; svt: (D, N) for the MMA. Keys >= valid_keys become
-  // zeros, for the same reason as ConsumerMainloop::ZeroVTail.
+  // zeros, for the same reason as ConsumerMainloop::ZeroVTail. A unit is 4
+  // keys x 16 bytes of d: four 16-byte loads (whole swizzle chunks), four
+  // 4x4 byte transposes, sixteen 4-byte stores; a warp's stores cover one
+  // 128-byte row of V^T.
   template <class TV, class TVt>
   __device__ __forceinline__ static void Stage(const TV& sv, TVt svt, int valid_keys, int tid) {
     constexpr int kColumnGroups = Cfg::kBlockN / 4;
-    constexpr int kUnits = kColumnGroups * Cfg::kHeadDim / 4;
+    constexpr int kUnits = kColumnGroups * Cfg::kHeadDim / 16;
     for (int u = tid; u < kUnits; u += Cfg::kTransposeThreads) {
       const int column = 4 * (u % kColumnGroups);
-      const int d = 4 * (u / kColumnGroups);
+      const int d0 = 16 * (u / kColumnGroups);
       const int key0 = PermutedKey(column);  // the group's keys: key0 + {0, 1, 8, 9}
-      uint32_t in[4], out[4];
+      uint4 rows[4];
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         const int key = key0 + (r & 1) + 8 * (r >> 1);
-        in[r] = key < valid_keys ? *reinterpret_cast<const uint32_t*>(&sv(key, d)) : 0u;
+        rows[r] = key < valid_keys ? *reinterpret_cast<const uint4*>(&sv(key, d0)) : make_uint4(0, 0, 0, 0);
       }
-      Transpose4x4(in, out);
 #pragma unroll
-      for (int t = 0; t < 4; ++t) *reinterpret_cast<uint32_t*>(&svt(d + t, column)) = out[t];
+      for (int j = 0; j < 4; ++j) {
+        auto word = [&](const uint4& v) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; };
+        const uint32_t in[4] = {word(rows[0]), word(rows[1]), word(rows[2]), word(rows[3])};
+        uint32_t out[4];
+        Transpose4x4(in, out);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) *reinterpret_cast<uint32_t*>(&svt(d0 + 4 * j + t, column)) = out[t];
+      }
     }
   }
 
