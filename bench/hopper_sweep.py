@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import jax
-
 import run
 
 
@@ -32,10 +30,7 @@ def main() -> int:
         for d, h in ((64, 16), (256, 16)):
             rows += run.bench_dense(f"{dtype} full s8192 b2 h{h} d{d}", dtype, 2, 8192, 8192, h, h, d, False,
                                     args.iters, check=False)
-    text = run.table(rows, jax.devices()[0].device_kind)
-    print(text)
-    with open(args.out, "w") as f:
-        f.write(text + "\n")
+    run.report(rows, args.out)
     return 0
 
 

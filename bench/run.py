@@ -131,6 +131,14 @@ def table(rows: list[Row], device: str) -> str:
     return "\n".join(lines)
 
 
+def report(rows: list[Row], out: str) -> None:
+    """Prints the table for this device and writes it to `out`."""
+    text = table(rows, jax.devices()[0].device_kind)
+    print(text)
+    with open(out, "w") as f:
+        f.write(text + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="seed cases and a small grid only")
@@ -140,11 +148,7 @@ def main() -> int:
     args = parser.parse_args()
     it = args.iters
     if args.decode:
-        rows = decode.bench_decode(lambda fn, fn_args: kernel_ms(fn, fn_args, it), Row)
-        text = table(rows, jax.devices()[0].device_kind)
-        print(text)
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+        report(decode.bench_decode(lambda fn, fn_args: kernel_ms(fn, fn_args, it), Row), args.out)
         return 0
     rows = bench_seed_fp8_varlen(it)
     rows += bench_dense("seed2 f16 causal b2 s512 h16 d128", "f16", 2, 512, 512, 16, 16, 128, True, it)
@@ -157,11 +161,7 @@ def main() -> int:
             for s in seqlens:
                 rows += bench_dense(f"{dtype} {'causal' if causal else 'full'} s{s} b{16384 // s} h16 d128", dtype,
                                     16384 // s, s, s, 16, 16, 128, causal, it, check=s <= 4096)
-    device = jax.devices()[0].device_kind
-    text = table(rows, device)
-    print(text)
-    with open(args.out, "w") as f:
-        f.write(text + "\n")
+    report(rows, args.out)
     return 0
 
 
