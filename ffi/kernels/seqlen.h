@@ -69,17 +69,29 @@ FA3_HD SeqInfo GetGapInfo(const AttentionParams& p, bool trailing) {
   return s;
 }
 
-// Element offset of key/value row `pos` (k_start + j) of sequence b, head 0.
-// Contiguous caches are indexed through batch_idx, paged ones through the
-// page table; both indices are clamped into the cache.
-FA3_HD int64_t KvRowOffset(const AttentionParams& p, const TensorStrides& s, int b, int pos) {
+// Where key/value row `pos` (k_start + j) of sequence b lives: the cache
+// block (contiguous: the cache row, through batch_idx; paged: the page,
+// through the page table) and the row within it. Both indices are clamped
+// into the cache. K and V share the location and differ in strides only.
+struct KvLocation {
+  int block;
+  int row;
+
+  FA3_HD int64_t Offset(const TensorStrides& s) const { return block * s.batch + static_cast<int64_t>(row) * s.row; }
+};
+
+FA3_HD KvLocation KvRowLocation(const AttentionParams& p, int b, int pos) {
   const KvCache& c = p.cache;
   if (c.page_table != nullptr) {
     const int page = ClampInt(c.page_table[b * c.page_table_stride + pos / c.page_size], 0, c.num_blocks - 1);
-    return page * s.batch + static_cast<int64_t>(pos % c.page_size) * s.row;
+    return {page, pos % c.page_size};
   }
-  const int row = c.batch_idx == nullptr ? b : ClampInt(c.batch_idx[b], 0, c.num_blocks - 1);
-  return row * s.batch + static_cast<int64_t>(pos) * s.row;
+  return {c.batch_idx == nullptr ? b : ClampInt(c.batch_idx[b], 0, c.num_blocks - 1), pos};
+}
+
+// Element offset of key/value row `pos` of sequence b, head 0.
+FA3_HD int64_t KvRowOffset(const AttentionParams& p, const TensorStrides& s, int b, int pos) {
+  return KvRowLocation(p, b, pos).Offset(s);
 }
 
 FA3_HD float DescaleAt(const Descale& d, int b, int kv_head) {

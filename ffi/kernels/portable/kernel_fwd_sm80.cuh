@@ -8,57 +8,14 @@
 #pragma once
 
 #include "kernels/params.h"
+#include "kernels/portable/query_tile.cuh"
 #include "kernels/portable/scheduler.cuh"
-#include "kernels/rotary.h"
 #include "kernels/split_kv.h"
 #include "kernels/portable/softmax.cuh"
 #include "kernels/portable/tile_config.h"
 #include "kernels/portable/warp_mma.cuh"
 
 namespace jax_fa3::portable {
-
-// The query rows of one CTA's tile. Tile row r is packed row m0 + r of the
-// sequence: token (m0 + r) / pack, head head0 + (m0 + r) % pack. Without
-// packed GQA pack = 1 and head0 is the CTA's head.
-struct QueryTile {
-  int m0;
-  int rows;  // packed rows of the sequence: seqlen_q * pack
-  int pack;
-  int head0;
-
-  __device__ __forceinline__ int Token(int r) const { return (m0 + r) / pack; }
-  __device__ __forceinline__ int Head(int r) const { return head0 + (m0 + r) % pack; }
-};
-
-// Rows of out (and of each split's partials): batch * seqlen_q * num_heads.
-__device__ __forceinline__ int64_t OutRows(const AttentionParams& p) {
-  return int64_t{p.batch} * p.seqlen_q * p.num_heads;
-}
-
-// Rotates the loaded query tile in shared memory (rotary embedding at each
-// row's absolute position). Waits for the tile's copies first.
-template <class Cfg, class Compute>
-__device__ __forceinline__ void RotateQueryTile(Compute* sQ, const AttentionParams& p, int batch,
-                                                const QueryTile& t) {
-  cute::cp_async_wait<0>();
-  __syncthreads();
-  const int half = p.rotary.rotary_dim / 2;
-  for (int item = threadIdx.x; item < Cfg::kBlockM * half; item += Cfg::kThreads) {
-    const int r = item / half;
-    const int pair = item % half;
-    if (t.m0 + r >= t.rows) continue;
-    int d0, d1;
-    RotaryPairDims(p.rotary, pair, &d0, &d1);
-    const int idx = RotaryIndex(p.rotary, NewTokenPosition(p, batch, t.Token(r)), pair);
-    Compute* row = sQ + r * Cfg::kSmemStride;  // (kHeadDim)
-    float y0, y1;
-    RotatePair(static_cast<float>(row[d0]), static_cast<float>(row[d1]), p.rotary.cos[idx], p.rotary.sin[idx],
-               &y0, &y1);
-    row[d0] = Compute(y0);
-    row[d1] = Compute(y1);
-  }
-  __syncthreads();
-}
 
 // Writes this warp's rows: normalized output and LSE, or with split-KV the
 // fp32 partials of split blockIdx.z.
@@ -188,7 +145,7 @@ __global__ void __launch_bounds__(Cfg::kThreads)
     }
     const Compute* sK = sKV + 2 * (i % Cfg::kStages) * kTileElems;
     if (warp_has_rows) {
-      WarpScores<Cfg>(sQ, sK, s);
+      WarpScores<Cfg>(sQ + (threadIdx.x / 32) * Cfg::kRowsPerWarp * Cfg::kSmemStride, sK, s);
       if (mask.AllVisible(warp_tok0, warp_tok1, n0, n0 + Cfg::kBlockN)) {
         TransformAndMask<false>(s, transform, mask, warp_row0, n0, pack);
       } else {

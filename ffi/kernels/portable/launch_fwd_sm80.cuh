@@ -1,8 +1,12 @@
 // Launch wrapper of the portable kernel, included by the instantiation files.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
+
 #include "kernels/launch_fwd.h"
 #include "kernels/portable/combine.cuh"
+#include "kernels/portable/kernel_decode_sm80.cuh"
 #include "kernels/portable/kernel_fwd_sm80.cuh"
 #include "kernels/portable/schedule.h"
 
@@ -22,10 +26,88 @@ cudaError_t LaunchKernel(const AttentionParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-// Picks packed GQA, the split count and the tile variant, launches the
+// The decode kernel's ring depth on a device: the deepest that still lets
+// two CTAs share an SM (the bytes in flight come from the ring; more CTAs
+// would only add merge work).
+template <class Cfg, class In>
+int DecodeStages(int smem_per_sm, int smem_per_block) {
+  constexpr int kCtasPerSm = 2;
+  constexpr int kReservedPerCta = 1024;  // shared memory the runtime keeps per CTA (sm_80 and newer)
+  const int budget = std::min(smem_per_block, smem_per_sm / kCtasPerSm - kReservedPerCta);
+  const int stages = (budget / static_cast<int>(sizeof(In)) - Cfg::kQueryElems) / Cfg::kStageElems;
+  return std::clamp(stages, Cfg::kMinStages, Cfg::kMaxStages);
+}
+
+template <class Cfg, class In>
+constexpr int DecodeSmemBytes(int stages) {
+  return (Cfg::kQueryElems + stages * Cfg::kStageElems) * static_cast<int>(sizeof(In));
+}
+
+// The decode kernel serves 16-bit inputs (it copies K/V as stored) up to
+// head dim 128 (a deeper ring pays more than larger head dims) ...
+template <class In, int kHeadDim>
+constexpr bool kHasDecodeKernel = sizeof(In) == 2 && kHeadDim <= 128;
+
+// ... for calls whose packed query rows (tokens times the head group) fit
+// one decode tile.
+inline bool DecodeKernelTakes(const AttentionParams& p) {
+  return !p.is_varlen() && static_cast<long long>(p.seqlen_q) * p.head_group() <= DecodeConfig<64>::kBlockM;
+}
+
+template <class In, class Out, int kHeadDim>
+cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
+  using Cfg = DecodeConfig<kHeadDim>;
+  auto* kernel = &DecodeFwd<Cfg, In, Out>;
+  // Per device: stages * kShapeRadix + CTAs per SM (capped below the radix).
+  constexpr int kShapeRadix = 16;
+  static std::atomic<int> shape_cache[kMaxCachedDevices] = {};
+  const int shape = CachedForDevice(shape_cache, [&](int device) {
+    int per_sm = 0, per_block = 0, ctas = 0;
+    if (cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
+      return 0;
+    }
+    const int stages = DecodeStages<Cfg, In>(per_sm, per_block);
+    const int bytes = DecodeSmemBytes<Cfg, In>(stages);
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&ctas, kernel, Cfg::kThreads, bytes) != cudaSuccess ||
+        ctas <= 0) {
+      return 0;
+    }
+    return stages * kShapeRadix + std::min(ctas, kShapeRadix - 1);
+  });
+  if (shape == 0) return cudaErrorInvalidDevice;
+  const int stages = shape / kShapeRadix;
+  const int smem_bytes = DecodeSmemBytes<Cfg, In>(stages);
+  // Host-side attribute, not a stream operation: safe under graph capture.
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+  if (err != cudaSuccess) return err;
+
+  const int m_tiles = (p.seqlen_q * p.head_group() + Cfg::kBlockM - 1) / Cfg::kBlockM;
+  const long long ctas = static_cast<long long>(p.batch) * p.num_heads_k * m_tiles;
+  if (ctas == 0) return cudaSuccess;
+  if (!CanSplit(p)) {
+    p.split.num_splits = 1;
+  } else if (p.split.num_splits == 0) {
+    const int key_tiles = std::max(1, (p.seqlen_k + Cfg::kTileKeys - 1) / Cfg::kTileKeys);
+    p.split.num_splits =
+        ChooseDecodeSplits(ctas, key_tiles, (shape % kShapeRadix) * NumSms(), p.split.max_splits);
+  }
+  const dim3 grid(p.batch, p.num_heads_k * m_tiles, p.split.num_splits);
+  kernel<<<grid, Cfg::kThreads, smem_bytes, stream>>>(p, stages);
+  err = cudaGetLastError();
+  if (err != cudaSuccess || p.split.num_splits <= 1) return err;
+  return LaunchCombine<Out>(p, stream);
+}
+
+// Picks the decode kernel, or packed GQA, the split count and the tile
+// variant, launches the
 // kernel and, with split-KV, the combine kernel.
 template <class In, class Out, int kHeadDim>
 cudaError_t LaunchFwd(const AttentionParams& params, cudaStream_t stream) {
+  if constexpr (kHasDecodeKernel<In, kHeadDim>) {
+    if (DecodeKernelTakes(params)) return LaunchDecode<In, Out, kHeadDim>(params, stream);
+  }
   using Cfg = TileConfig<kHeadDim>;
   AttentionParams p = params;
   ChooseSchedule(&p, Cfg::kBlockM, Cfg::kBlockN, NumSms());

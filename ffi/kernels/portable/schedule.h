@@ -3,7 +3,10 @@
 // data), so a captured CUDA graph replays the same launches.
 #pragma once
 
+#include <cuda_runtime_api.h>
+
 #include <algorithm>
+#include <atomic>
 
 #include "kernels/params.h"
 
@@ -17,15 +20,68 @@ struct ScheduleConfig {
   static constexpr int kMaxSplits = 64;
 };
 
-// Multiprocessors of the current device, queried once per device (host
-// attribute query: no stream work, safe under graph capture).
+// Devices per process that per-device caches cover; others query every call.
+inline constexpr int kMaxCachedDevices = 64;
+
+// The current device's value of `query(device)`, a positive int computed
+// from host-side queries only (no stream work, so safe under graph capture),
+// once per device. 0 when the query fails.
+template <class Query>
+int CachedForDevice(std::atomic<int> (&cache)[kMaxCachedDevices], const Query& query) {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  const bool cacheable = device >= 0 && device < kMaxCachedDevices;
+  if (cacheable) {
+    if (const int cached = cache[device].load(std::memory_order_relaxed); cached > 0) return cached;
+  }
+  const int value = query(device);
+  if (value <= 0) {
+    cudaGetLastError();
+    return 0;
+  }
+  if (cacheable) cache[device].store(value, std::memory_order_relaxed);
+  return value;
+}
+
+// Multiprocessors of the current device.
 int NumSms();
+
+// Split-KV needs a workspace, and varlen calls have no split path.
+inline bool CanSplit(const AttentionParams& p) {
+  return p.split.max_splits > 1 && p.split.out_accum != nullptr && !p.is_varlen();
+}
+
+// Split count of the decode kernel for `ctas` CTAs (one per sequence, KV
+// head and query tile) of `key_tiles` stages each, on `slots` concurrent
+// CTAs. Its efficiency estimate is the useful work over what the waves
+// occupy (slots times the longest split); the count is the smallest within
+// kSlack of the best, since each extra split only adds partial writes and
+// combine work.
+inline int ChooseDecodeSplits(long long ctas, int key_tiles, int slots, int max_splits) {
+  constexpr double kSlack = 0.9;
+  const int limit = std::max(1, std::min({key_tiles, ScheduleConfig::kMaxSplits, max_splits}));
+  const auto efficiency = [&](int splits) {
+    const long long grid = ctas * splits;
+    const long long waves = (grid + slots - 1) / slots;
+    const long long longest = (key_tiles + splits - 1) / splits;
+    return static_cast<double>(ctas) * key_tiles / (static_cast<double>(waves) * slots * longest);
+  };
+  double best = 0.0;
+  for (int s = 1; s <= limit; ++s) best = std::max(best, efficiency(s));
+  for (int s = 1; s <= limit; ++s) {
+    if (efficiency(s) >= kSlack * best) return s;
+  }
+  return limit;
+}
 
 // Sets p->pack_gqa and p->split.num_splits (a forced count is kept).
 // kBlockM / kBlockN: the kernel's query and key tile sizes.
 inline void ChooseSchedule(AttentionParams* p, int block_m, int block_n, int num_sms) {
   const int group = p->head_group();
-  const bool can_split = p->split.max_splits > 1 && p->split.out_accum != nullptr && !p->is_varlen();
+  const bool can_split = CanSplit(*p);
   const int target = ScheduleConfig::kCtasPerSm * num_sms;
   // Packed GQA reads each K/V tile once per KV head instead of once per
   // query head; it pays when the query tile is mostly empty (few tokens) and

@@ -33,4 +33,34 @@ struct TileConfig {
   static_assert(kBlockN % 16 == 0, "key tile must be a multiple of two MMA N tiles");
 };
 
+// The decode kernel (kernel_decode_sm80.cuh): one CTA holds at most 16
+// packed query rows (a token times its head group), which every warp
+// shares, and the warps split each kTileKeys-key stage between them, so
+// that 4 warps keep the GEMMs busy without multiplying padding rows. Each
+// warp keeps its own online softmax state; the warps merge at the end.
+template <int kHeadDim_>
+struct DecodeConfig {
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kBlockM = 16;  // packed query rows: one m16n8k16 row block
+  static constexpr int kBlockN = 16;  // keys per warp and stage (what the warp GEMMs see)
+  static constexpr int kTileKeys = kBlockN * kWarps;
+  static constexpr int kSmemStride = kHeadDim + 8;  // as TileConfig: conflict-free ldmatrix
+  static constexpr int kVecElems = 8;
+  // The stage count is picked at launch from the device's shared memory
+  // (two CTAs per SM); the ring never holds fewer than two.
+  static constexpr int kMinStages = 2;
+  static constexpr int kMaxStages = 6;
+  static constexpr int kStageElems = 2 * kTileKeys * kSmemStride;  // K then V
+  static constexpr int kQueryElems = kBlockM * kSmemStride;
+  // The warps' partial outputs meet in the drained ring: fp32 rows padded by
+  // 8 floats, so each half warp's 64-bit fragment stores (4 rows x 4 column
+  // pairs) hit 32 distinct banks.
+  static constexpr int kMergeStride = kHeadDim + 8;
+  static constexpr int kMergeFloats = kWarps * kBlockM * (kMergeStride + 2);  // outputs, then (max, sum)
+
+  static_assert(kHeadDim % 16 == 0, "head dim bucket must be a multiple of the MMA K");
+};
+
 }  // namespace jax_fa3::portable

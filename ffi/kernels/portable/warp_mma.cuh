@@ -83,20 +83,20 @@ __device__ __forceinline__ const cute::uint128_t& LdsmAddrA(const Compute* tile,
                                                    8 * (lane / 16));
 }
 
-// S (16 x kBlockN, this warp's rows) = Q K^T. K is stored [key][dim], which
-// is already the "col" B operand, so a plain ldmatrix yields it.
+// S (16 x kBlockN) = Q K^T for the 16 query rows at sQ. K is stored
+// [key][dim], which is already the "col" B operand, so a plain ldmatrix
+// yields it.
 template <class Cfg, class Compute>
 __device__ __forceinline__ void WarpScores(const Compute* sQ, const Compute* sK,
                                            float (&s)[Cfg::kBlockN / 8][4]) {
   using Mma = typename MmaOf<Compute>::type;
-  const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int n = 0; n < Cfg::kBlockN / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
 #pragma unroll
   for (int kk = 0; kk < Cfg::kHeadDim / 16; ++kk) {
     uint32_t a[4];
-    cute::SM75_U32x4_LDSM_N::copy(LdsmAddrA<Cfg>(sQ, warp * Cfg::kRowsPerWarp, kk * 16), a[0], a[1],
+    cute::SM75_U32x4_LDSM_N::copy(LdsmAddrA<Cfg>(sQ, 0, kk * 16), a[0], a[1],
                                   a[2], a[3]);
 #pragma unroll
     for (int np = 0; np < Cfg::kBlockN / 16; ++np) {

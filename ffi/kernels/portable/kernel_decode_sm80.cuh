@@ -1,0 +1,235 @@
+// Decode kernel (sm_80 and newer, 16-bit K/V): a few query rows against a
+// long key range.
+//
+// Decoding is memory bound, so the whole job is to stream each sequence's
+// K/V once at full bandwidth. One CTA serves the (at most 16) packed query
+// rows of one (sequence, KV head): every query head of the group reads the
+// same K/V tile. A ring of K/V stages keeps several tiles in flight, and the
+// four warps split each stage's keys (16 each) instead of its rows, so no
+// warp multiplies padding rows. Each warp runs its own online softmax over
+// its keys; the warps merge through shared memory at the end and write out
+// and lse, or with split-KV the fp32 partials that the combine kernel merges.
+#pragma once
+
+#include <cmath>
+
+#include "kernels/mask.h"
+#include "kernels/params.h"
+#include "kernels/portable/query_tile.cuh"
+#include "kernels/portable/softmax.cuh"
+#include "kernels/portable/tile_config.h"
+#include "kernels/portable/warp_mma.cuh"
+#include "kernels/seqlen.h"
+#include "kernels/split_kv.h"
+
+namespace jax_fa3::portable {
+
+// cp.async.wait_group takes an immediate; the stage count is a launch-time
+// value, so this picks the instruction for it.
+template <int kMaxPending>
+__device__ __forceinline__ void WaitPendingAtMost(int pending) {
+  if constexpr (kMaxPending > 0) {
+    if (pending >= kMaxPending) {
+      cute::cp_async_wait<kMaxPending>();
+    } else {
+      WaitPendingAtMost<kMaxPending - 1>(pending);
+    }
+  } else {
+    cute::cp_async_wait<0>();
+  }
+}
+
+// Starts copying cache positions [pos0, pos0 + kTileKeys) of K and V into one
+// ring stage as a single cp.async group, zero-filling rows past rows_valid
+// and columns past head_dim. K and V rows share their cache location, so a
+// paged cache costs one page-table lookup per row and stage.
+template <class Cfg, class In>
+__device__ __forceinline__ void StartKvStage(In* sK, In* sV, const In* k, const In* v, const AttentionParams& p,
+                                             int batch, int pos0, int rows_valid) {
+  constexpr int kVecsPerRow = Cfg::kHeadDim / Cfg::kVecElems;
+  constexpr int kVecs = Cfg::kTileKeys * kVecsPerRow;
+#pragma unroll
+  for (int i = 0; i < (kVecs + Cfg::kThreads - 1) / Cfg::kThreads; ++i) {
+    const int vec = i * Cfg::kThreads + threadIdx.x;
+    if (vec >= kVecs) continue;
+    const int row = vec / kVecsPerRow;
+    const int col = (vec % kVecsPerRow) * Cfg::kVecElems;
+    const bool in_range = row < rows_valid && col < p.head_dim;
+    // Out of range: 0 bytes are read, but the source must be a valid address.
+    const In* k_src = k;
+    const In* v_src = v;
+    if (in_range) {
+      const KvLocation loc = KvRowLocation(p, batch, pos0 + row);
+      k_src = k + loc.Offset(p.k_stride) + col;
+      v_src = v + loc.Offset(p.v_stride) + col;
+    }
+    const int dst = row * Cfg::kSmemStride + col;
+    using Copy = cute::SM80_CP_ASYNC_CACHEGLOBAL_ZFILL<cute::uint128_t>;
+    Copy::copy(*reinterpret_cast<const cute::uint128_t*>(k_src), *reinterpret_cast<cute::uint128_t*>(sK + dst),
+               in_range);
+    Copy::copy(*reinterpret_cast<const cute::uint128_t*>(v_src), *reinterpret_cast<cute::uint128_t*>(sV + dst),
+               in_range);
+  }
+  cute::cp_async_fence();
+}
+
+// Merges the warps' softmax states and outputs (each warp saw a quarter of
+// every stage's keys) in the drained ring, then writes the tile: out and lse,
+// or split blockIdx.z's fp32 partials (normalized, with their lse).
+template <class Cfg, class Out>
+__device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int batch, const SeqInfo& seq,
+                                                   const QueryTile& t, float v_scale,
+                                                   const float (&o)[Cfg::kHeadDim / 8][4],
+                                                   const OnlineSoftmax& softmax, float* merge) {
+  float* sO = merge;                                                     // (kWarps, kBlockM, kMergeStride)
+  float* sMax = merge + Cfg::kWarps * Cfg::kBlockM * Cfg::kMergeStride;  // (kWarps, kBlockM), log2 units
+  float* sSum = sMax + Cfg::kWarps * Cfg::kBlockM;                       // (kWarps, kBlockM)
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float sum = softmax.row_sum[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const int row = warp * Cfg::kBlockM + lane / 4 + 8 * r;
+    if (lane % 4 == 0) {
+      sMax[row] = softmax.row_max[r];
+      sSum[row] = sum;
+    }
+#pragma unroll
+    for (int d = 0; d < Cfg::kHeadDim / 8; ++d) {
+      *reinterpret_cast<float2*>(sO + row * Cfg::kMergeStride + d * 8 + 2 * (lane % 4)) =
+          make_float2(o[d][2 * r], o[d][2 * r + 1]);
+    }
+  }
+  __syncthreads();
+
+  constexpr int kVec = 4;  // one float4 of a row per thread and step
+  constexpr int kVecsPerRow = Cfg::kHeadDim / kVec;
+  const bool split = p.split.num_splits > 1;
+  for (int item = threadIdx.x; item < Cfg::kBlockM * kVecsPerRow; item += Cfg::kThreads) {
+    const int row = item / kVecsPerRow;
+    const int col = (item % kVecsPerRow) * kVec;
+    if (t.m0 + row >= t.rows || col >= p.head_dim) continue;
+    float m = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < Cfg::kWarps; ++w) m = fmaxf(m, sMax[w * Cfg::kBlockM + row]);
+    // A row no warp saw keeps max -inf; weights exp2(-inf - 0) are 0.
+    const float ref = m == -INFINITY ? 0.f : m;
+    float sum = 0.f;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int w = 0; w < Cfg::kWarps; ++w) {
+      const float weight = exp2f(sMax[w * Cfg::kBlockM + row] - ref);
+      sum += weight * sSum[w * Cfg::kBlockM + row];
+      const float4 x = *reinterpret_cast<const float4*>(sO + (w * Cfg::kBlockM + row) * Cfg::kMergeStride + col);
+      acc.x += weight * x.x;
+      acc.y += weight * x.y;
+      acc.z += weight * x.z;
+      acc.w += weight * x.w;
+    }
+    const float scale = sum > 0.f ? v_scale / sum : 0.f;
+    const float lse = sum > 0.f ? m * kLn2 + logf(sum) : -INFINITY;
+    const int64_t token = seq.q_start + t.Token(row);
+    const int head = t.Head(row);
+    const int64_t offset = batch * p.out_stride.batch + token * p.out_stride.row + head * p.out_stride.head;
+    if (split) {
+      float* dst = p.split.out_accum + blockIdx.z * OutRows(p) * p.head_dim + offset + col;
+      *reinterpret_cast<float4*>(dst) = make_float4(acc.x * scale, acc.y * scale, acc.z * scale, acc.w * scale);
+      if (col == 0) p.split.lse_accum[blockIdx.z * OutRows(p) + offset / p.head_dim] = lse;
+      continue;
+    }
+    Out* dst = static_cast<Out*>(p.out) + offset + col;
+    StorePair(dst, acc.x * scale, acc.y * scale);
+    StorePair(dst + 2, acc.z * scale, acc.w * scale);
+    if (col == 0) p.lse[batch * p.lse_batch_stride + head * p.lse_head_stride + token] = lse;
+  }
+}
+
+// grid: (batch, num_heads_k * query tiles, num_splits). `stages` is the
+// ring's depth, chosen at launch for the device's shared memory.
+template <class Cfg, class In, class Out>
+__global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant__ AttentionParams p, int stages) {
+  static_assert(sizeof(In) == 2, "the decode kernel copies 16-bit K/V as they are; FP8 takes the tile kernel");
+  static_assert(Cfg::kMergeFloats * sizeof(float) <= Cfg::kMinStages * Cfg::kStageElems * sizeof(In),
+                "the warps' partial outputs must fit the smallest ring");
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  In* sQ = reinterpret_cast<In*>(smem_raw);  // (kBlockM, kSmemStride)
+  In* sRing = sQ + Cfg::kQueryElems;         // (stages, K | V, kTileKeys, kSmemStride)
+
+  const int batch = blockIdx.x;
+  const int group = p.head_group();
+  const int m_tiles = (p.seqlen_q * group + Cfg::kBlockM - 1) / Cfg::kBlockM;
+  const int kv_head = blockIdx.y / m_tiles;
+  const SeqInfo seq = GetSeqInfo(p, batch);
+  const QueryTile t{static_cast<int>(blockIdx.y % m_tiles) * Cfg::kBlockM, seq.seqlen_q * group, group,
+                    kv_head * group};
+
+  const In* q = static_cast<const In*>(p.q) + batch * p.q_stride.batch + int64_t{seq.q_start} * p.q_stride.row;
+  const auto q_row = [&](int r) { return q + int64_t{t.Token(r)} * p.q_stride.row + t.Head(r) * p.q_stride.head; };
+  StartTileLoad<Cfg, Cfg::kBlockM, In>(sQ, q_row, t.rows - t.m0, p.head_dim);
+  if (p.rotary.rotary_dim > 0) RotateQueryTile<Cfg>(sQ, p, batch, t);
+
+  const int tok0 = t.m0 / group;
+  const int tok1 = (min(t.m0 + Cfg::kBlockM, t.rows) - 1) / group + 1;
+  const Mask mask{seq.seqlen_q, seq.seqlen_k, p.window_left, p.window_right};
+  int key_lo, key_hi;
+  mask.KeyRange(tok0, tok1, &key_lo, &key_hi);
+  if (p.split.num_splits > 1) {
+    SplitKeyRange(key_lo, key_hi, Cfg::kTileKeys, blockIdx.z, p.split.num_splits, &key_lo, &key_hi);
+  }
+  // An empty range runs no tile (see the tile kernel).
+  const int first = key_lo < key_hi ? key_lo - key_lo % Cfg::kTileKeys : key_hi;
+  const int num_tiles = (key_hi - first + Cfg::kTileKeys - 1) / Cfg::kTileKeys;
+
+  const In* k = static_cast<const In*>(p.k) + kv_head * p.k_stride.head;
+  const In* v = static_cast<const In*>(p.v) + kv_head * p.v_stride.head;
+  const auto start_stage = [&](int tile) {
+    In* sK = sRing + (tile % stages) * Cfg::kStageElems;
+    const int n0 = first + tile * Cfg::kTileKeys;
+    StartKvStage<Cfg>(sK, sK + Cfg::kStageElems / 2, k, v, p, batch, seq.k_start + n0, seq.seqlen_k - n0);
+  };
+  // Every ring slot commits one group (empty past the last tile), so "tile i
+  // landed" is "at most stages - 2 groups pending".
+  for (int i = 0; i < stages - 1; ++i) {
+    if (i < num_tiles) {
+      start_stage(i);
+    } else {
+      cute::cp_async_fence();
+    }
+  }
+
+  const ScoreTransform transform{
+      p.softmax_scale * DescaleAt(p.q_descale, batch, kv_head) * DescaleAt(p.k_descale, batch, kv_head),
+      p.softcap};
+  const int warp = threadIdx.x / 32;
+  float o[Cfg::kHeadDim / 8][4] = {};  // (MMA tiles along head dim, accumulator element)
+  float s[Cfg::kBlockN / 8][4];        // (MMA tiles along this warp's keys, accumulator element)
+  OnlineSoftmax softmax;
+  for (int i = 0; i < num_tiles; ++i) {
+    WaitPendingAtMost<Cfg::kMaxStages - 2>(stages - 2);
+    __syncthreads();  // tile i landed for every thread; the slot of tile i - 1 is free
+    if (i + stages - 1 < num_tiles) {
+      start_stage(i + stages - 1);
+    } else {
+      cute::cp_async_fence();
+    }
+    const int n0 = first + i * Cfg::kTileKeys + warp * Cfg::kBlockN;  // this warp's first key
+    if (n0 >= key_hi || n0 + Cfg::kBlockN <= key_lo) continue;
+    const In* sK = sRing + (i % stages) * Cfg::kStageElems + warp * Cfg::kBlockN * Cfg::kSmemStride;
+    WarpScores<Cfg>(sQ, sK, s);
+    if (mask.AllVisible(tok0, tok1, n0, n0 + Cfg::kBlockN)) {
+      TransformAndMask<false>(s, transform, mask, t.m0, n0, group);
+    } else {
+      TransformAndMask<true>(s, transform, mask, t.m0, n0, group);
+    }
+    softmax.Update(s, o);
+    WarpAccumulatePV<Cfg>(s, sK + Cfg::kStageElems / 2, o);
+  }
+  cute::cp_async_wait<0>();
+  __syncthreads();  // every warp is done with the ring: it becomes the merge buffer
+  MergeWarpsAndStore<Cfg, Out>(p, batch, seq, t, DescaleAt(p.v_descale, batch, kv_head), o, softmax,
+                               reinterpret_cast<float*>(sRing));
+}
+
+}  // namespace jax_fa3::portable
