@@ -53,26 +53,29 @@ def _paged(k, page_size: int, rng):
     return pages[inv], jnp.asarray(perm.reshape(b, per), jnp.int32)
 
 
+def decode_call(dt, b: int, sk: int, h: int, hk: int, page: int):
+    """One decode case: (jitted attention_with_kvcache, its args), the dense
+    (q, k, v), and the bytes a single pass reads and writes."""
+    q, k, v = random_qkv(sk + b, (b, 1, h, HEAD_DIM), (b, sk, hk, HEAD_DIM), dt)
+    seqlens = jnp.full((b,), sk, jnp.int32)
+    nbytes = 2 * k.size * k.dtype.itemsize + 2 * q.size * q.dtype.itemsize
+    if not page:
+        return (jax.jit(jax_fa3.attention_with_kvcache), (q, k, v, seqlens)), (q, k, v), nbytes
+    # K and V pages take the same shuffle: one page table serves both.
+    kc, pt = _paged(k, page, np.random.default_rng(page))
+    vc, _ = _paged(v, page, np.random.default_rng(page))
+    fn = jax.jit(lambda q, kc, vc, sl, pt: jax_fa3.attention_with_kvcache(q, kc, vc, sl, page_table=pt))
+    return (fn, (q, kc, vc, seqlens, pt)), (q, k, v), nbytes
+
+
 def bench_decode(kernel_ms, row_cls) -> list:
     """Rows for every decode case: jax_fa3 (heuristic splits), cuDNN, and the
     in-place append of one token (one call, caches donated)."""
     copy = copy_tbps(kernel_ms)
     rows = [row_cls("device copy (512 MiB, read + write)", "xla elementwise", None, None, None,
                     f"{copy:.2f} TB/s")]
-    rng = np.random.default_rng(0)
     for name, dt, b, sk, h, hk, page, check in CASES:
-        q, k, v = random_qkv(sk + b, (b, 1, h, HEAD_DIM), (b, sk, hk, HEAD_DIM), dt)
-        seqlens = jnp.full((b,), sk, jnp.int32)
-        nbytes = 2 * k.size * k.dtype.itemsize + 2 * q.size * q.dtype.itemsize
-        if page:
-            kc, pt = _paged(k, page, rng)
-            vc, _ = _paged(v, page, np.random.default_rng(0))
-            rng = np.random.default_rng(0)
-            args = (q, kc, vc, seqlens, pt)
-            fn = jax.jit(lambda q, kc, vc, sl, pt: jax_fa3.attention_with_kvcache(q, kc, vc, sl, page_table=pt))
-        else:
-            args = (q, k, v, seqlens)
-            fn = jax.jit(jax_fa3.attention_with_kvcache)
+        (fn, args), (q, k, v), nbytes = decode_call(dt, b, sk, h, hk, page)
         out = fn(*args)
         ref = jax.jit(reference.attention)(q, k, v) if check else None
         ms = kernel_ms(fn, args)

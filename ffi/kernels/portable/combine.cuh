@@ -18,6 +18,7 @@ struct CombineConfig {
   static constexpr int kWarps = 4;  // one warp per row
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kColsPerLane = 4;  // one float4 of a partial row per lane and step
+  static constexpr int kSplitsInFlight = 8;
 };
 
 template <class Out>
@@ -44,15 +45,19 @@ __global__ void __launch_bounds__(CombineConfig::kThreads) CombineSplits(const _
   Out* out = static_cast<Out*>(p.out) + row * p.head_dim;
   for (int col = lane * CombineConfig::kColsPerLane; col < p.head_dim; col += 32 * CombineConfig::kColsPerLane) {
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int s = 0; s < splits && sum > 0.f; ++s) {
-      const float l = lse_in[s * rows];
-      if (l == -INFINITY) continue;
-      const float w = __expf(l - lse);
-      const float4 x = *reinterpret_cast<const float4*>(p.split.out_accum + (s * rows + row) * p.head_dim + col);
-      acc.x += w * x.x;
-      acc.y += w * x.y;
-      acc.z += w * x.z;
-      acc.w += w * x.w;
+    if (sum > 0.f) {
+      // Every split wrote its partial (zeros where it saw no key, with lse
+      // -inf and weight 0), so the loads need no guard and the unrolled
+      // loop keeps several splits' loads in flight instead of one.
+#pragma unroll CombineConfig::kSplitsInFlight
+      for (int s = 0; s < splits; ++s) {
+        const float w = __expf(lse_in[s * rows] - lse);
+        const float4 x = *reinterpret_cast<const float4*>(p.split.out_accum + (s * rows + row) * p.head_dim + col);
+        acc.x += w * x.x;
+        acc.y += w * x.y;
+        acc.z += w * x.z;
+        acc.w += w * x.w;
+      }
     }
     StorePair(out + col, acc.x, acc.y);
     StorePair(out + col + 2, acc.z, acc.w);

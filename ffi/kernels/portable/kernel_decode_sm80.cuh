@@ -15,6 +15,7 @@
 
 #include "kernels/mask.h"
 #include "kernels/params.h"
+#include "kernels/portable/numeric_sm80.cuh"
 #include "kernels/portable/query_tile.cuh"
 #include "kernels/portable/softmax.cuh"
 #include "kernels/portable/tile_config.h"
@@ -39,39 +40,61 @@ __device__ __forceinline__ void WaitPendingAtMost(int pending) {
   }
 }
 
-// Starts copying cache positions [pos0, pos0 + kTileKeys) of K and V into one
-// ring stage as a single cp.async group, zero-filling rows past rows_valid
-// and columns past head_dim. K and V rows share their cache location, so a
-// paged cache costs one page-table lookup per row and stage.
-template <class Cfg, class In>
-__device__ __forceinline__ void StartKvStage(In* sK, In* sV, const In* k, const In* v, const AttentionParams& p,
-                                             int batch, int pos0, int rows_valid) {
-  constexpr int kVecsPerRow = Cfg::kHeadDim / Cfg::kVecElems;
-  constexpr int kVecs = Cfg::kTileKeys * kVecsPerRow;
+// The copies of one ring stage: K and V rows [pos0, pos0 + kTileKeys) of a
+// sequence's cache, each thread owning kPerThread 16-byte pieces. The cache
+// blocks (pages, or the sequence's cache row) of the thread's rows are
+// looked up one stage ahead, so that the page-table loads' latency hides
+// behind a tile's math instead of delaying the copies.
+template <class Cfg>
+struct KvStageCopy {
+  static constexpr int kVecsPerRow = Cfg::kHeadDim / Cfg::kVecElems;
+  static constexpr int kVecs = Cfg::kTileKeys * kVecsPerRow;
+  static constexpr int kPerThread = (kVecs + Cfg::kThreads - 1) / Cfg::kThreads;
+
+  int pos0 = 0;
+  int rows_valid = 0;
+  int block[kPerThread];
+
+  __device__ __forceinline__ void LookUp(const AttentionParams& p, int batch, int first_pos, int valid) {
+    pos0 = first_pos;
+    rows_valid = valid;
 #pragma unroll
-  for (int i = 0; i < (kVecs + Cfg::kThreads - 1) / Cfg::kThreads; ++i) {
-    const int vec = i * Cfg::kThreads + threadIdx.x;
-    if (vec >= kVecs) continue;
-    const int row = vec / kVecsPerRow;
-    const int col = (vec % kVecsPerRow) * Cfg::kVecElems;
-    const bool in_range = row < rows_valid && col < p.head_dim;
-    // Out of range: 0 bytes are read, but the source must be a valid address.
-    const In* k_src = k;
-    const In* v_src = v;
-    if (in_range) {
-      const KvLocation loc = KvRowLocation(p, batch, pos0 + row);
-      k_src = k + loc.Offset(p.k_stride) + col;
-      v_src = v + loc.Offset(p.v_stride) + col;
+    for (int i = 0; i < kPerThread; ++i) {
+      const int vec = i * Cfg::kThreads + threadIdx.x;
+      const int row = vec / kVecsPerRow;
+      block[i] = vec < kVecs && row < rows_valid ? KvBlock(p, batch, pos0 + row) : 0;
     }
-    const int dst = row * Cfg::kSmemStride + col;
-    using Copy = cute::SM80_CP_ASYNC_CACHEGLOBAL_ZFILL<cute::uint128_t>;
-    Copy::copy(*reinterpret_cast<const cute::uint128_t*>(k_src), *reinterpret_cast<cute::uint128_t*>(sK + dst),
-               in_range);
-    Copy::copy(*reinterpret_cast<const cute::uint128_t*>(v_src), *reinterpret_cast<cute::uint128_t*>(sV + dst),
-               in_range);
   }
-  cute::cp_async_fence();
-}
+
+  // Starts the stage's copies as one cp.async group, zero-filling rows past
+  // rows_valid and columns past head_dim. K and V rows share their location.
+  template <class In>
+  __device__ __forceinline__ void Start(In* sK, In* sV, const In* k, const In* v, const AttentionParams& p) const {
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int vec = i * Cfg::kThreads + threadIdx.x;
+      if (vec >= kVecs) continue;
+      const int row = vec / kVecsPerRow;
+      const int col = (vec % kVecsPerRow) * Cfg::kVecElems;
+      const bool in_range = row < rows_valid && col < p.head_dim;
+      // Out of range: 0 bytes are read, but the source must be a valid address.
+      const In* k_src = k;
+      const In* v_src = v;
+      if (in_range) {
+        const KvLocation loc{block[i], KvRowInBlock(p, pos0 + row)};
+        k_src = k + loc.Offset(p.k_stride) + col;
+        v_src = v + loc.Offset(p.v_stride) + col;
+      }
+      const int dst = row * Cfg::kSmemStride + col;
+      using Copy = cute::SM80_CP_ASYNC_CACHEGLOBAL_ZFILL<cute::uint128_t>;
+      Copy::copy(*reinterpret_cast<const cute::uint128_t*>(k_src), *reinterpret_cast<cute::uint128_t*>(sK + dst),
+                 in_range);
+      Copy::copy(*reinterpret_cast<const cute::uint128_t*>(v_src), *reinterpret_cast<cute::uint128_t*>(sV + dst),
+                 in_range);
+    }
+    cute::cp_async_fence();
+  }
+};
 
 // Merges the warps' softmax states and outputs (each warp saw a quarter of
 // every stage's keys) in the drained ring, then writes the tile: out and lse,
@@ -165,7 +188,9 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
   const QueryTile t{static_cast<int>(blockIdx.y % m_tiles) * Cfg::kBlockM, seq.seqlen_q * group, group,
                     kv_head * group};
 
-  const In* q = static_cast<const In*>(p.q) + batch * p.q_stride.batch + int64_t{seq.q_start} * p.q_stride.row;
+  // No varlen here: the query rows start at row 0 of the batch entry, and
+  // their load need not wait for the sequence's cache bounds.
+  const In* q = static_cast<const In*>(p.q) + batch * p.q_stride.batch;
   const auto q_row = [&](int r) { return q + int64_t{t.Token(r)} * p.q_stride.row + t.Head(r) * p.q_stride.head; };
   StartTileLoad<Cfg, Cfg::kBlockM, In>(sQ, q_row, t.rows - t.m0, p.head_dim);
   if (p.rotary.rotary_dim > 0) RotateQueryTile<Cfg>(sQ, p, batch, t);
@@ -184,20 +209,24 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
 
   const In* k = static_cast<const In*>(p.k) + kv_head * p.k_stride.head;
   const In* v = static_cast<const In*>(p.v) + kv_head * p.v_stride.head;
-  const auto start_stage = [&](int tile) {
-    In* sK = sRing + (tile % stages) * Cfg::kStageElems;
+  KvStageCopy<Cfg> copy;  // the next stage to start, looked up
+  const auto look_up = [&](int tile) {
     const int n0 = first + tile * Cfg::kTileKeys;
-    StartKvStage<Cfg>(sK, sK + Cfg::kStageElems / 2, k, v, p, batch, seq.k_start + n0, seq.seqlen_k - n0);
+    copy.LookUp(p, batch, seq.k_start + n0, tile < num_tiles ? seq.seqlen_k - n0 : 0);
   };
   // Every ring slot commits one group (empty past the last tile), so "tile i
   // landed" is "at most stages - 2 groups pending".
-  for (int i = 0; i < stages - 1; ++i) {
-    if (i < num_tiles) {
-      start_stage(i);
+  const auto start_next = [&](int tile) {
+    In* sK = sRing + (tile % stages) * Cfg::kStageElems;
+    if (tile < num_tiles) {
+      copy.Start(sK, sK + Cfg::kStageElems / 2, k, v, p);
     } else {
       cute::cp_async_fence();
     }
-  }
+    look_up(tile + 1);
+  };
+  look_up(0);
+  for (int i = 0; i < stages - 1; ++i) start_next(i);
 
   const ScoreTransform transform{
       p.softmax_scale * DescaleAt(p.q_descale, batch, kv_head) * DescaleAt(p.k_descale, batch, kv_head),
@@ -209,11 +238,7 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
   for (int i = 0; i < num_tiles; ++i) {
     WaitPendingAtMost<Cfg::kMaxStages - 2>(stages - 2);
     __syncthreads();  // tile i landed for every thread; the slot of tile i - 1 is free
-    if (i + stages - 1 < num_tiles) {
-      start_stage(i + stages - 1);
-    } else {
-      cute::cp_async_fence();
-    }
+    start_next(i + stages - 1);
     const int n0 = first + i * Cfg::kTileKeys + warp * Cfg::kBlockN;  // this warp's first key
     if (n0 >= key_hi || n0 + Cfg::kBlockN <= key_lo) continue;
     const In* sK = sRing + (i % stages) * Cfg::kStageElems + warp * Cfg::kBlockN * Cfg::kSmemStride;
