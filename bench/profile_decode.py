@@ -1,16 +1,21 @@
-"""One decode call for a profiler (ncu): bf16, batch 64, 8192 cached keys,
-32 query heads over 8 KV heads, head dim 128, contiguous cache.
+"""One decode case of bench/decode.py (CASES[--case]) run a few times, for a
+profiler:
 
-    ncu -k regex:AttentionFwdPortable -c 1 python3 bench/profile_decode.py
+    ncu -k regex:'DecodeFwd|CombineSplits' -c 2 python3 bench/profile_decode.py --case 0
 """
 
-import jax
-import jax.numpy as jnp
+import argparse
 
-import jax_fa3
-from jax_fa3.seeds import random_qkv
+import jax
+
+import decode  # bench/decode.py
 
 if __name__ == "__main__":
-    q, k, v = random_qkv(0, (64, 1, 32, 128), (64, 8192, 8, 128), jnp.bfloat16)
-    seqlens = jnp.full((64,), 8192, jnp.int32)
-    jax.block_until_ready(jax.jit(jax_fa3.attention_with_kvcache)(q, k, v, seqlens))
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--case", type=int, default=2, help="index into decode.CASES")
+    parser.add_argument("--calls", type=int, default=3)
+    args = parser.parse_args()
+    _, dt, b, sk, h, hk, page, _ = decode.CASES[args.case]
+    (fn, fn_args), _, _ = decode.decode_call(dt, b, sk, h, hk, page)
+    for _ in range(args.calls):
+        jax.block_until_ready(fn(*fn_args))
