@@ -44,7 +44,7 @@ std::string CheckCache(const KvCacheCall& call, int64_t batch, AttentionParams* 
     if (pt.dims[1] * page_size > kMaxInt) return Describe("page_table", pt) + ": max_pages * page_size too large";
     c.page_table = static_cast<const int32_t*>(pt.data);
     c.page_table_stride = pt.dims[1];
-    c.page_size = static_cast<int>(page_size);
+    c.page_size = FastDivisor(static_cast<int>(page_size));
     c.capacity = static_cast<int>(pt.dims[1] * page_size);
   } else {
     if (NumElements(call.cache_batch_idx) > 0) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "kernels/fast_div.h"
 #include "kernels/host_device.h"
 
 namespace jax_fa3 {
@@ -38,7 +39,7 @@ struct KvCache {
   const int32_t* leftpad = nullptr;     // (batch,) first valid position; null: 0
   const int32_t* page_table = nullptr;  // (batch, max_pages); null: contiguous cache
   int64_t page_table_stride = 0;        // max_pages
-  int page_size = 0;                    // paged only
+  FastDivisor page_size;                // paged only: positions per page
   int num_blocks = 0;                   // cache rows (contiguous) or pages (paged), for clamping
   int capacity = 0;                     // positions per sequence: seqlen_cache or max_pages * page_size
   int seqlen_new = 0;                   // tokens appended per sequence before attending

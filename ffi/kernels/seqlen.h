@@ -80,23 +80,17 @@ struct KvLocation {
   FA3_HD int64_t Offset(const TensorStrides& s) const { return block * s.batch + static_cast<int64_t>(row) * s.row; }
 };
 
-// The cache block of position `pos` of sequence b (a page-table or
-// batch_idx load, the part worth issuing early) ...
-FA3_HD int KvBlock(const AttentionParams& p, int b, int pos) {
-  const KvCache& c = p.cache;
-  if (c.page_table != nullptr) {
-    return ClampInt(c.page_table[b * c.page_table_stride + pos / c.page_size], 0, c.num_blocks - 1);
-  }
-  return c.batch_idx == nullptr ? b : ClampInt(c.batch_idx[b], 0, c.num_blocks - 1);
-}
-
-// ... and its row within that block.
-FA3_HD int KvRowInBlock(const AttentionParams& p, int pos) {
-  return p.cache.page_table != nullptr ? pos % p.cache.page_size : pos;
-}
-
+// Where position `pos` of sequence b lives. The block is a page-table or
+// batch_idx load, the part worth issuing early.
 FA3_HD KvLocation KvRowLocation(const AttentionParams& p, int b, int pos) {
-  return {KvBlock(p, b, pos), KvRowInBlock(p, pos)};
+  const KvCache& c = p.cache;
+  if (c.page_table == nullptr) {
+    return {c.batch_idx == nullptr ? b : ClampInt(c.batch_idx[b], 0, c.num_blocks - 1), pos};
+  }
+  KvLocation loc;
+  c.page_size.DivMod(pos, &loc.block, &loc.row);
+  loc.block = ClampInt(c.page_table[b * c.page_table_stride + loc.block], 0, c.num_blocks - 1);
+  return loc;
 }
 
 // Element offset of key/value row `pos` of sequence b, head 0.

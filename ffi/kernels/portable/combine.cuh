@@ -18,15 +18,40 @@ struct CombineConfig {
   static constexpr int kWarps = 4;  // one warp per row
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kColsPerLane = 4;  // one float4 of a partial row per lane and step
-  static constexpr int kSplitsInFlight = 8;
+  static constexpr int kSplitsInFlight = 8;  // partial loads issued before the first is used
 };
+
+// Adds the partials of splits [s0, s0 + n) (n <= 32) at column col, lane j
+// holding split s0 + j's weight. Loads are issued kSplitsInFlight at a time:
+// one after another, each split would cost a full L2 round trip.
+__device__ __forceinline__ void AccumulateSplits(const AttentionParams& p, int64_t rows, int64_t row, int s0, int n,
+                                                 int col, bool col_valid, float weight, float4* acc) {
+  for (int j = 0; j < n; j += CombineConfig::kSplitsInFlight) {
+    float4 x[CombineConfig::kSplitsInFlight];
+#pragma unroll
+    for (int u = 0; u < CombineConfig::kSplitsInFlight; ++u) {
+      x[u] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (col_valid && j + u < n) {
+        x[u] = *reinterpret_cast<const float4*>(p.split.out_accum + ((s0 + j + u) * rows + row) * p.head_dim + col);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < CombineConfig::kSplitsInFlight; ++u) {
+      const float w = __shfl_sync(0xffffffffu, weight, (j + u) % 32);
+      acc->x += w * x[u].x;
+      acc->y += w * x[u].y;
+      acc->z += w * x[u].z;
+      acc->w += w * x[u].w;
+    }
+  }
+}
 
 template <class Out>
 __global__ void __launch_bounds__(CombineConfig::kThreads) CombineSplits(const __grid_constant__ AttentionParams p) {
   const int lane = threadIdx.x % 32;
   const int64_t rows = int64_t{p.batch} * p.seqlen_q * p.num_heads;
   const int64_t row = int64_t{blockIdx.x} * CombineConfig::kWarps + threadIdx.x / 32;
-  if (row >= rows) return;
+  if (row >= rows) return;  // warp-uniform: the shuffles below see full warps
   const int splits = p.split.num_splits;
   const float* lse_in = p.split.lse_accum + row;  // split s at lse_in[s * rows]
 
@@ -43,24 +68,21 @@ __global__ void __launch_bounds__(CombineConfig::kThreads) CombineSplits(const _
   const float lse = sum > 0.f ? max_lse + __logf(sum) : -INFINITY;
 
   Out* out = static_cast<Out*>(p.out) + row * p.head_dim;
-  for (int col = lane * CombineConfig::kColsPerLane; col < p.head_dim; col += 32 * CombineConfig::kColsPerLane) {
+  constexpr int kColsPerStep = 32 * CombineConfig::kColsPerLane;
+  for (int col0 = 0; col0 < p.head_dim; col0 += kColsPerStep) {
+    const int col = col0 + lane * CombineConfig::kColsPerLane;
+    const bool col_valid = col < p.head_dim;
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (sum > 0.f) {
-      // Every split wrote its partial (zeros where it saw no key, with lse
-      // -inf and weight 0), so the loads need no guard and the unrolled
-      // loop keeps several splits' loads in flight instead of one.
-#pragma unroll CombineConfig::kSplitsInFlight
-      for (int s = 0; s < splits; ++s) {
-        const float w = __expf(lse_in[s * rows] - lse);
-        const float4 x = *reinterpret_cast<const float4*>(p.split.out_accum + (s * rows + row) * p.head_dim + col);
-        acc.x += w * x.x;
-        acc.y += w * x.y;
-        acc.z += w * x.z;
-        acc.w += w * x.w;
-      }
+    // A row no split saw stays 0; otherwise splits without keys (lse -inf)
+    // weigh 0 and their partials, written as zeros, add nothing.
+    for (int s0 = 0; s0 < splits && sum > 0.f; s0 += 32) {
+      const float weight = s0 + lane < splits ? __expf(lse_in[(s0 + lane) * rows] - lse) : 0.f;
+      AccumulateSplits(p, rows, row, s0, min(32, splits - s0), col, col_valid, weight, &acc);
     }
-    StorePair(out + col, acc.x, acc.y);
-    StorePair(out + col + 2, acc.z, acc.w);
+    if (col_valid) {
+      StorePair(out + col, acc.x, acc.y);
+      StorePair(out + col + 2, acc.z, acc.w);
+    }
   }
   if (lane == 0) {
     // Row R of out is (b, token, head) in (batch, seqlen_q, num_heads) order.

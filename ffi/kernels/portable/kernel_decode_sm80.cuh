@@ -42,27 +42,25 @@ __device__ __forceinline__ void WaitPendingAtMost(int pending) {
 
 // The copies of one ring stage: K and V rows [pos0, pos0 + kTileKeys) of a
 // sequence's cache, each thread owning kPerThread 16-byte pieces. The cache
-// blocks (pages, or the sequence's cache row) of the thread's rows are
-// looked up one stage ahead, so that the page-table loads' latency hides
-// behind a tile's math instead of delaying the copies.
+// locations of the thread's rows are looked up one stage ahead, so that the
+// page-table loads' latency hides behind a tile's math instead of delaying
+// the copies.
 template <class Cfg>
 struct KvStageCopy {
   static constexpr int kVecsPerRow = Cfg::kHeadDim / Cfg::kVecElems;
   static constexpr int kVecs = Cfg::kTileKeys * kVecsPerRow;
   static constexpr int kPerThread = (kVecs + Cfg::kThreads - 1) / Cfg::kThreads;
 
-  int pos0 = 0;
   int rows_valid = 0;
-  int block[kPerThread];
+  KvLocation loc[kPerThread];  // of each of this thread's rows
 
-  __device__ __forceinline__ void LookUp(const AttentionParams& p, int batch, int first_pos, int valid) {
-    pos0 = first_pos;
+  __device__ __forceinline__ void LookUp(const AttentionParams& p, int batch, int pos0, int valid) {
     rows_valid = valid;
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
       const int vec = i * Cfg::kThreads + threadIdx.x;
       const int row = vec / kVecsPerRow;
-      block[i] = vec < kVecs && row < rows_valid ? KvBlock(p, batch, pos0 + row) : 0;
+      loc[i] = vec < kVecs && row < rows_valid ? KvRowLocation(p, batch, pos0 + row) : KvLocation{0, 0};
     }
   }
 
@@ -81,9 +79,8 @@ struct KvStageCopy {
       const In* k_src = k;
       const In* v_src = v;
       if (in_range) {
-        const KvLocation loc{block[i], KvRowInBlock(p, pos0 + row)};
-        k_src = k + loc.Offset(p.k_stride) + col;
-        v_src = v + loc.Offset(p.v_stride) + col;
+        k_src = k + loc[i].Offset(p.k_stride) + col;
+        v_src = v + loc[i].Offset(p.v_stride) + col;
       }
       const int dst = row * Cfg::kSmemStride + col;
       using Copy = cute::SM80_CP_ASYNC_CACHEGLOBAL_ZFILL<cute::uint128_t>;

@@ -46,6 +46,7 @@ struct OnlineSoftmax {
   // Turns scores into unnormalized weights and rescales the running output.
   template <int kNTiles, int kDTiles>
   __device__ __forceinline__ void Update(float (&s)[kNTiles][4], float (&o)[kDTiles][4]) {
+    float correction[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       float m = row_max[r];
@@ -56,9 +57,9 @@ struct OnlineSoftmax {
       // A row with nothing visible yet keeps max -inf; subtracting 0 instead
       // keeps exp2(-inf - ref) = 0 rather than NaN.
       const float ref = m == -INFINITY ? 0.f : m;
-      const float correction = exp2f(row_max[r] - ref);
+      correction[r] = exp2f(row_max[r] - ref);
       row_max[r] = m;
-      float sum = row_sum[r] * correction;
+      float sum = row_sum[r] * correction[r];
 #pragma unroll
       for (int n = 0; n < kNTiles; ++n) {
         s[n][2 * r] = exp2f(s[n][2 * r] - ref);
@@ -66,10 +67,16 @@ struct OnlineSoftmax {
         sum += s[n][2 * r] + s[n][2 * r + 1];
       }
       row_sum[r] = sum;
+    }
+    // Rescaling the output costs a multiply per accumulator; once the running
+    // maxima settle every correction is exactly 1 and the warp skips it.
+    if (__any_sync(0xffffffffu, correction[0] != 1.f || correction[1] != 1.f)) {
 #pragma unroll
       for (int d = 0; d < kDTiles; ++d) {
-        o[d][2 * r] *= correction;
-        o[d][2 * r + 1] *= correction;
+        o[d][0] *= correction[0];
+        o[d][1] *= correction[0];
+        o[d][2] *= correction[1];
+        o[d][3] *= correction[1];
       }
     }
   }
