@@ -1,7 +1,9 @@
 """Per-kernel CUPTI times of the decode cases (bench/decode.py CASES): which
-of a call's kernels (append, attention, split combine) takes the time.
+of a call's kernels (append, attention, split combine) takes the time; with
+--splits, the total time of each contiguous case at forced split counts
+(what the split heuristic should pick).
 
-    python bench/decode_kernels.py [--iters N]
+    python bench/decode_kernels.py [--iters N] [--splits 1 2 4 ...]
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import argparse
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental.mosaic.gpu import profiler
 
 import decode  # bench/decode.py
+import jax_fa3
 
 
 def kernel_times(fn, args, iters: int) -> list[tuple[str, float]]:
@@ -24,11 +28,29 @@ def kernel_times(fn, args, iters: int) -> list[tuple[str, float]]:
     return [(name, 1e3 * float(np.median([it[i][1] for it in per_iter]))) for i, name in enumerate(names)]
 
 
+def sweep_splits(counts: list[int], iters: int) -> None:
+    for name, dt, b, sk, h, hk, page, _ in decode.CASES:
+        if page:
+            continue
+        _, (q, k, v), _ = decode.decode_call(dt, b, sk, h, hk, 0)
+        seqlens = jnp.full((b,), sk, jnp.int32)
+        cells = []
+        for splits in [0] + counts:
+            fn = jax.jit(functools.partial(jax_fa3.attention_with_kvcache, num_splits=splits))
+            total = sum(t for _, t in kernel_times(fn, (q, k, v, seqlens), iters))
+            cells.append(f"{splits or 'heuristic'}: {total:.1f}")
+        print(f"{name} | µs by num_splits | " + ", ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--splits", type=int, nargs="*", default=[], help="forced split counts to time")
     args = parser.parse_args()
     print(f"Device: {jax.devices()[0].device_kind}; per-kernel CUPTI time, median of {args.iters}")
+    if args.splits:
+        sweep_splits(args.splits, args.iters)
+        return
     cudnn = jax.jit(functools.partial(jax.nn.dot_product_attention, implementation="cudnn"))
     for name, dt, b, sk, h, hk, page, _ in decode.CASES:
         (fn, fn_args), qkv, _ = decode.decode_call(dt, b, sk, h, hk, page)

@@ -61,7 +61,7 @@ inline bool CanSplit(const AttentionParams& p) {
 // kSlack of the best, since each extra split only adds partial writes and
 // combine work.
 inline int ChooseDecodeSplits(long long ctas, int key_tiles, int slots, int max_splits) {
-  constexpr double kSlack = 0.9;
+  constexpr double kSlack = 0.95;
   const int limit = std::max(1, std::min({key_tiles, ScheduleConfig::kMaxSplits, max_splits}));
   const auto efficiency = [&](int splits) {
     const long long grid = ctas * splits;
