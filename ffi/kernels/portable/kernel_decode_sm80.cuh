@@ -41,49 +41,69 @@ __device__ __forceinline__ void WaitPendingAtMost(int pending) {
 }
 
 // The copies of one ring stage: K and V rows [pos0, pos0 + kTileKeys) of a
-// sequence's cache, each thread owning kPerThread 16-byte pieces. The cache
-// locations of the thread's rows are looked up one stage ahead, so that the
-// page-table loads' latency hides behind a tile's math instead of delaying
-// the copies.
+// sequence's cache. Each thread owns one 16-byte column piece of the rows
+// r0, r0 + kRowsPerPass, ... so that its addresses step by a constant. On a
+// paged cache the locations of those rows are looked up one stage ahead, so
+// that the page-table loads' latency hides behind a tile's math instead of
+// delaying the copies; a contiguous cache needs no lookup at all.
 template <class Cfg>
 struct KvStageCopy {
-  static constexpr int kVecsPerRow = Cfg::kHeadDim / Cfg::kVecElems;
-  static constexpr int kVecs = Cfg::kTileKeys * kVecsPerRow;
-  static constexpr int kPerThread = (kVecs + Cfg::kThreads - 1) / Cfg::kThreads;
+  // Threads per row: the row's pieces rounded up to a power of two, so that
+  // rows split evenly over the CTA (head dim 96 leaves a quarter idle).
+  static constexpr int kPieces = Cfg::kHeadDim / Cfg::kVecElems;
+  static constexpr int kThreadsPerRow = kPieces <= 8 ? 8 : (kPieces <= 16 ? 16 : 32);
+  static constexpr int kRowsPerPass = Cfg::kThreads / kThreadsPerRow;
+  static constexpr int kPasses = Cfg::kTileKeys / kRowsPerPass;
+  static_assert(Cfg::kThreads % kThreadsPerRow == 0 && Cfg::kTileKeys % kRowsPerPass == 0);
 
-  int rows_valid = 0;
-  KvLocation loc[kPerThread];  // of each of this thread's rows
+  int r0;
+  int col;
+  bool col_valid;
+  KvLocation loc[kPasses];  // paged: of rows r0 + j kRowsPerPass of the next stage
 
-  __device__ __forceinline__ void LookUp(const AttentionParams& p, int batch, int pos0, int valid) {
-    rows_valid = valid;
+  __device__ __forceinline__ KvStageCopy(const AttentionParams& p)
+      : r0(threadIdx.x / kThreadsPerRow),
+        col((threadIdx.x % kThreadsPerRow) * Cfg::kVecElems),
+        col_valid(col < p.head_dim) {}
+
+  __device__ __forceinline__ void LookUpPages(const AttentionParams& p, int batch, int pos0, int rows_valid) {
 #pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      const int vec = i * Cfg::kThreads + threadIdx.x;
-      const int row = vec / kVecsPerRow;
-      loc[i] = vec < kVecs && row < rows_valid ? KvRowLocation(p, batch, pos0 + row) : KvLocation{0, 0};
+    for (int j = 0; j < kPasses; ++j) {
+      const int row = r0 + j * kRowsPerPass;
+      loc[j] = row < rows_valid ? KvRowLocation(p, batch, pos0 + row) : KvLocation{0, 0};
     }
   }
 
   // Starts the stage's copies as one cp.async group, zero-filling rows past
   // rows_valid and columns past head_dim. K and V rows share their location.
-  template <class In>
-  __device__ __forceinline__ void Start(In* sK, In* sV, const In* k, const In* v, const AttentionParams& p) const {
+  // Contiguous: `block` is the sequence's cache row.
+  template <bool kPaged, class In>
+  __device__ __forceinline__ void Start(In* sK, In* sV, const In* k, const In* v, const AttentionParams& p,
+                                        int block, int pos0, int rows_valid) const {
+    using Copy = cute::SM80_CP_ASYNC_CACHEGLOBAL_ZFILL<cute::uint128_t>;
+    const In* k_rows = k + col;
+    const In* v_rows = v + col;
+    if constexpr (!kPaged) {
+      k_rows += KvLocation{block, pos0 + r0}.Offset(p.k_stride);
+      v_rows += KvLocation{block, pos0 + r0}.Offset(p.v_stride);
+    }
 #pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      const int vec = i * Cfg::kThreads + threadIdx.x;
-      if (vec >= kVecs) continue;
-      const int row = vec / kVecsPerRow;
-      const int col = (vec % kVecsPerRow) * Cfg::kVecElems;
-      const bool in_range = row < rows_valid && col < p.head_dim;
-      // Out of range: 0 bytes are read, but the source must be a valid address.
-      const In* k_src = k;
-      const In* v_src = v;
-      if (in_range) {
-        k_src = k + loc[i].Offset(p.k_stride) + col;
-        v_src = v + loc[i].Offset(p.v_stride) + col;
+    for (int j = 0; j < kPasses; ++j) {
+      const int row = r0 + j * kRowsPerPass;
+      const bool in_range = col_valid && row < rows_valid;
+      const In* k_src;
+      const In* v_src;
+      if constexpr (kPaged) {
+        k_src = k_rows + loc[j].Offset(p.k_stride);
+        v_src = v_rows + loc[j].Offset(p.v_stride);
+      } else {
+        k_src = k_rows + j * kRowsPerPass * p.k_stride.row;
+        v_src = v_rows + j * kRowsPerPass * p.v_stride.row;
       }
+      // Out of range: 0 bytes are read, but the source must be a valid address.
+      k_src = in_range ? k_src : k;
+      v_src = in_range ? v_src : v;
       const int dst = row * Cfg::kSmemStride + col;
-      using Copy = cute::SM80_CP_ASYNC_CACHEGLOBAL_ZFILL<cute::uint128_t>;
       Copy::copy(*reinterpret_cast<const cute::uint128_t*>(k_src), *reinterpret_cast<cute::uint128_t*>(sK + dst),
                  in_range);
       Copy::copy(*reinterpret_cast<const cute::uint128_t*>(v_src), *reinterpret_cast<cute::uint128_t*>(sV + dst),
@@ -166,6 +186,17 @@ __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int
   }
 }
 
+// Scaled (log2-domain) scores, masked only where the mask cuts the tile.
+template <int kNTiles, class Transform>
+__device__ __forceinline__ void ScoresToLogits(float (&s)[kNTiles][4], const Transform& f, const Mask& mask,
+                                               bool all_visible, int row0, int col0, int pack) {
+  if (all_visible) {
+    TransformAndMask<false>(s, f, mask, row0, col0, pack);
+  } else {
+    TransformAndMask<true>(s, f, mask, row0, col0, pack);
+  }
+}
+
 // grid: (batch, num_heads_k * query tiles, num_splits). `stages` is the
 // ring's depth, chosen at launch for the device's shared memory.
 template <class Cfg, class In, class Out>
@@ -206,23 +237,28 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
 
   const In* k = static_cast<const In*>(p.k) + kv_head * p.k_stride.head;
   const In* v = static_cast<const In*>(p.v) + kv_head * p.v_stride.head;
-  KvStageCopy<Cfg> copy;  // the next stage to start, looked up
-  const auto look_up = [&](int tile) {
-    const int n0 = first + tile * Cfg::kTileKeys;
-    copy.LookUp(p, batch, seq.k_start + n0, tile < num_tiles ? seq.seqlen_k - n0 : 0);
+  const bool paged = p.cache.page_table != nullptr;
+  const int block = paged ? 0 : KvRowLocation(p, batch, 0).block;  // contiguous: the sequence's cache row
+  KvStageCopy<Cfg> copy(p);
+  const auto first_pos = [&](int tile) { return seq.k_start + first + tile * Cfg::kTileKeys; };
+  const auto rows_valid = [&](int tile) {
+    return tile < num_tiles ? seq.seqlen_k - first - tile * Cfg::kTileKeys : 0;
   };
   // Every ring slot commits one group (empty past the last tile), so "tile i
   // landed" is "at most stages - 2 groups pending".
   const auto start_next = [&](int tile) {
     In* sK = sRing + (tile % stages) * Cfg::kStageElems;
-    if (tile < num_tiles) {
-      copy.Start(sK, sK + Cfg::kStageElems / 2, k, v, p);
-    } else {
+    In* sV = sK + Cfg::kStageElems / 2;
+    if (tile >= num_tiles) {
       cute::cp_async_fence();
+    } else if (paged) {
+      copy.template Start<true>(sK, sV, k, v, p, block, first_pos(tile), rows_valid(tile));
+      copy.LookUpPages(p, batch, first_pos(tile + 1), rows_valid(tile + 1));
+    } else {
+      copy.template Start<false>(sK, sV, k, v, p, block, first_pos(tile), rows_valid(tile));
     }
-    look_up(tile + 1);
   };
-  look_up(0);
+  if (paged) copy.LookUpPages(p, batch, first_pos(0), rows_valid(0));
   for (int i = 0; i < stages - 1; ++i) start_next(i);
 
   const ScoreTransform transform{
@@ -240,10 +276,11 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
     if (n0 >= key_hi || n0 + Cfg::kBlockN <= key_lo) continue;
     const In* sK = sRing + (i % stages) * Cfg::kStageElems + warp * Cfg::kBlockN * Cfg::kSmemStride;
     WarpScores<Cfg>(sQ, sK, s);
-    if (mask.AllVisible(tok0, tok1, n0, n0 + Cfg::kBlockN)) {
-      TransformAndMask<false>(s, transform, mask, t.m0, n0, group);
+    const bool all_visible = mask.AllVisible(tok0, tok1, n0, n0 + Cfg::kBlockN);
+    if (transform.softcap > 0.f) {
+      ScoresToLogits(s, transform, mask, all_visible, t.m0, n0, group);
     } else {
-      TransformAndMask<true>(s, transform, mask, t.m0, n0, group);
+      ScoresToLogits(s, ScaleScores{transform.scale * kLog2e}, mask, all_visible, t.m0, n0, group);
     }
     softmax.Update(s, o);
     WarpAccumulatePV<Cfg>(s, sK + Cfg::kStageElems / 2, o);

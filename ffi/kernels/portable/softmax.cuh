@@ -22,10 +22,18 @@ struct ScoreTransform {
   }
 };
 
+// ScoreTransform without softcap, for loops that choose once per tile
+// instead of branching per element.
+struct ScaleScores {
+  float scale_log2;  // ScoreTransform::scale * kLog2e
+
+  __device__ __forceinline__ float operator()(float qk) const { return qk * scale_log2; }
+};
+
 // row0 is the warp's first (packed) tile row: with packed GQA, `pack` rows
 // share one query token, row / pack, which is what the mask sees.
-template <bool kMasked, int kNTiles>
-__device__ __forceinline__ void TransformAndMask(float (&s)[kNTiles][4], const ScoreTransform& f,
+template <bool kMasked, int kNTiles, class Transform>
+__device__ __forceinline__ void TransformAndMask(float (&s)[kNTiles][4], const Transform& f,
                                                  const Mask& mask, int row0, int col0, int pack) {
   const int lane = threadIdx.x % 32;
   const int token[2] = {(row0 + lane / 4) / pack, (row0 + lane / 4 + 8) / pack};
