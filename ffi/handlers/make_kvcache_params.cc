@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include "kernels/split_kv.h"
+
 namespace jax_fa3 {
 namespace {
 
@@ -142,9 +144,11 @@ std::string MakeKvCacheParams(const KvCacheCall& call, AttentionParams* p) {
       call.workspace.dims[0] % per_split != 0) {
     return Expect("workspace", call.workspace, "float32(splits * batch * seqlen_q * num_heads * (head_dim + 1),)");
   }
-  const int64_t max_splits = std::max<int64_t>(1, call.workspace.dims[0] / per_split);
+  const int64_t max_splits =
+      std::clamp<int64_t>(call.workspace.dims[0] / per_split, 1, kMaxSplits);  // the workspace's splits
   if (call.num_splits < 0 || call.num_splits > max_splits) {
-    return "num_splits must be in [0, " + std::to_string(max_splits) + "] (the workspace's splits), got " +
+    return "num_splits must be in [0, " + std::to_string(max_splits) +
+           "] (the workspace's splits, at most " + std::to_string(kMaxSplits) + "), got " +
            std::to_string(call.num_splits);
   }
   const AttentionAttrs& a = call.attrs;

@@ -6,6 +6,10 @@
 
 namespace jax_fa3 {
 
+// The most CTAs that share one query block's keys (the combine kernel holds
+// this many partial LSEs per row in registers).
+inline constexpr int kMaxSplits = 64;
+
 // Split `split` of `num_splits` owns the blocks [b0, b1) of the block_n-key
 // blocks that cover [key_lo, key_hi) (the first one aligned down to a block
 // boundary): its keys are [*lo, *hi). Splits past the block count own none.

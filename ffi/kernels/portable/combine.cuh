@@ -11,6 +11,7 @@
 
 #include "kernels/params.h"
 #include "kernels/portable/numeric_sm80.cuh"
+#include "kernels/split_kv.h"
 
 namespace jax_fa3::portable {
 
@@ -18,7 +19,8 @@ struct CombineConfig {
   static constexpr int kWarps = 4;  // one warp per row
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kColsPerLane = 4;  // one float4 of a partial row per lane and step
-  static constexpr int kSplitsInFlight = 8;  // partial loads issued before the first is used
+  static constexpr int kLseRegs = (kMaxSplits + 31) / 32;  // lane l holds splits l, l + 32, ...
+  static constexpr int kSplitsInFlight = 16;  // partial loads issued before the first is used
 };
 
 // Adds the partials of splits [s0, s0 + n) (n <= 32) at column col, lane j
@@ -52,16 +54,24 @@ __global__ void __launch_bounds__(CombineConfig::kThreads) CombineSplits(const _
   const int64_t rows = int64_t{p.batch} * p.seqlen_q * p.num_heads;
   const int64_t row = int64_t{blockIdx.x} * CombineConfig::kWarps + threadIdx.x / 32;
   if (row >= rows) return;  // warp-uniform: the shuffles below see full warps
-  const int splits = p.split.num_splits;
+  const int splits = p.split.num_splits;  // <= kMaxSplits (validated)
   const float* lse_in = p.split.lse_accum + row;  // split s at lse_in[s * rows]
 
+  float part_lse[CombineConfig::kLseRegs];
   float max_lse = -INFINITY;
-  for (int s = lane; s < splits; s += 32) max_lse = fmaxf(max_lse, lse_in[s * rows]);
+#pragma unroll
+  for (int c = 0; c < CombineConfig::kLseRegs; ++c) {
+    const int s = lane + 32 * c;
+    part_lse[c] = s < splits ? lse_in[s * rows] : -INFINITY;
+    max_lse = fmaxf(max_lse, part_lse[c]);
+  }
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) max_lse = fmaxf(max_lse, __shfl_xor_sync(0xffffffffu, max_lse, off));
+  // A row no split saw keeps sum 0: out 0 and lse -inf.
   float sum = 0.f;
   if (max_lse > -INFINITY) {
-    for (int s = lane; s < splits; s += 32) sum += __expf(lse_in[s * rows] - max_lse);
+#pragma unroll
+    for (int c = 0; c < CombineConfig::kLseRegs; ++c) sum += __expf(part_lse[c] - max_lse);
   }
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
@@ -73,11 +83,14 @@ __global__ void __launch_bounds__(CombineConfig::kThreads) CombineSplits(const _
     const int col = col0 + lane * CombineConfig::kColsPerLane;
     const bool col_valid = col < p.head_dim;
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    // A row no split saw stays 0; otherwise splits without keys (lse -inf)
-    // weigh 0 and their partials, written as zeros, add nothing.
-    for (int s0 = 0; s0 < splits && sum > 0.f; s0 += 32) {
-      const float weight = s0 + lane < splits ? __expf(lse_in[(s0 + lane) * rows] - lse) : 0.f;
-      AccumulateSplits(p, rows, row, s0, min(32, splits - s0), col, col_valid, weight, &acc);
+    // Splits without keys (lse -inf) weigh 0 and their partials, written as
+    // zeros, add nothing.
+#pragma unroll
+    for (int c = 0; c < CombineConfig::kLseRegs; ++c) {
+      if (32 * c < splits && sum > 0.f) {
+        AccumulateSplits(p, rows, row, 32 * c, min(32, splits - 32 * c), col, col_valid,
+                         __expf(part_lse[c] - lse), &acc);
+      }
     }
     if (col_valid) {
       StorePair(out + col, acc.x, acc.y);

@@ -58,13 +58,15 @@ struct KvStageCopy {
 
   int r0;
   int col;
-  bool col_valid;
+  bool col_valid;  // the piece holds data; past head_dim it is zero-filled
+  bool active;     // the piece lies in the tile: the padding threads of head dim 96 copy nothing
   KvLocation loc[kPasses];  // paged: of rows r0 + j kRowsPerPass of the next stage
 
   __device__ __forceinline__ KvStageCopy(const AttentionParams& p)
       : r0(threadIdx.x / kThreadsPerRow),
         col((threadIdx.x % kThreadsPerRow) * Cfg::kVecElems),
-        col_valid(col < p.head_dim) {}
+        col_valid(col < p.head_dim),
+        active(col < Cfg::kHeadDim) {}
 
   __device__ __forceinline__ void LookUpPages(const AttentionParams& p, int batch, int pos0, int rows_valid) {
 #pragma unroll
@@ -89,6 +91,7 @@ struct KvStageCopy {
     }
 #pragma unroll
     for (int j = 0; j < kPasses; ++j) {
+      if (!active) break;
       const int row = r0 + j * kRowsPerPass;
       const bool in_range = col_valid && row < rows_valid;
       const In* k_src;

@@ -9,6 +9,7 @@
 #include <atomic>
 
 #include "kernels/params.h"
+#include "kernels/split_kv.h"
 
 namespace jax_fa3::portable {
 
@@ -17,7 +18,7 @@ struct ScheduleConfig {
   // memory for the decode variant; Nsight Compute on an H100 agrees): split
   // until the grid reaches that.
   static constexpr int kCtasPerSm = 2;
-  static constexpr int kMaxSplits = 64;
+  static constexpr int kMaxSplits = jax_fa3::kMaxSplits;
 };
 
 // Devices per process that per-device caches cover; others query every call.
