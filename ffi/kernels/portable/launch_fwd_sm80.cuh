@@ -27,11 +27,13 @@ cudaError_t LaunchKernel(const AttentionParams& p, cudaStream_t stream) {
 }
 
 // The decode kernel's ring depth on a device: the deepest that still lets
-// kCtasPerSm CTAs share an SM (the bytes in flight come from the ring).
+// two CTAs share an SM (the bytes in flight come from the ring; more CTAs
+// would only add merge work).
 template <class Cfg, class In>
 int DecodeStages(int smem_per_sm, int smem_per_block) {
+  constexpr int kCtasPerSm = 2;
   constexpr int kReservedPerCta = 1024;  // shared memory the runtime keeps per CTA (sm_80 and newer)
-  const int budget = std::min(smem_per_block, smem_per_sm / Cfg::kCtasPerSm - kReservedPerCta);
+  const int budget = std::min(smem_per_block, smem_per_sm / kCtasPerSm - kReservedPerCta);
   const int stages = (budget / static_cast<int>(sizeof(In)) - Cfg::kQueryElems) / Cfg::kStageElems;
   return std::clamp(stages, Cfg::kMinStages, Cfg::kMaxStages);
 }
@@ -52,8 +54,9 @@ inline bool DecodeKernelTakes(const AttentionParams& p) {
   return !p.is_varlen() && static_cast<long long>(p.seqlen_q) * p.head_group() <= DecodeConfig<64>::kBlockM;
 }
 
-template <class Cfg, class In, class Out>
-cudaError_t LaunchDecodeWith(AttentionParams p, cudaStream_t stream) {
+template <class In, class Out, int kHeadDim>
+cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
+  using Cfg = DecodeConfig<kHeadDim>;
   auto* kernel = &DecodeFwd<Cfg, In, Out>;
   // Per device: stages * kShapeRadix + CTAs per SM (capped below the radix).
   constexpr int kShapeRadix = 16;
@@ -95,20 +98,6 @@ cudaError_t LaunchDecodeWith(AttentionParams p, cudaStream_t stream) {
   err = cudaGetLastError();
   if (err != cudaSuccess || p.split.num_splits <= 1) return err;
   return LaunchCombine<Out>(p, stream);
-}
-
-// The 8-warp decode CTA where the device's shared memory holds its two
-// smallest stages, else the 4-warp one.
-template <class In, class Out, int kHeadDim>
-cudaError_t LaunchDecode(const AttentionParams& p, cudaStream_t stream) {
-  using Wide = DecodeConfig<kHeadDim, 8>;
-  static std::atomic<int> per_block_cache[kMaxCachedDevices] = {};
-  const int per_block = CachedForDevice(per_block_cache, [](int device) {
-    int bytes = 0;
-    return cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess ? bytes : 0;
-  });
-  if (per_block >= DecodeSmemBytes<Wide, In>(Wide::kMinStages)) return LaunchDecodeWith<Wide, In, Out>(p, stream);
-  return LaunchDecodeWith<DecodeConfig<kHeadDim, 4>, In, Out>(p, stream);
 }
 
 // Picks the decode kernel, or packed GQA, the split count and the tile

@@ -38,17 +38,11 @@ struct TileConfig {
 // shares, and the warps split each kTileKeys-key stage between them, so
 // that 4 warps keep the GEMMs busy without multiplying padding rows. Each
 // warp keeps its own online softmax state; the warps merge at the end.
-//
-// kWarps: 8 where two stages of 128 keys fit a CTA's shared memory (one CTA
-// per SM: a small grid streams twice the keys per CTA), else 4 (two CTAs per
-// SM, the same 8 warps; sm_89's 99 KB holds only these at head dim 128).
-template <int kHeadDim_, int kWarps_ = 4>
+template <int kHeadDim_>
 struct DecodeConfig {
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kWarps = kWarps_;
+  static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
-  // Registers (up to 246 per thread at head dim 128) allow 8 warps per SM.
-  static constexpr int kCtasPerSm = 8 / kWarps;
   static constexpr int kBlockM = 16;  // packed query rows: one m16n8k16 row block
   static constexpr int kBlockN = 16;  // keys per warp and stage (what the warp GEMMs see)
   static constexpr int kTileKeys = kBlockN * kWarps;
