@@ -45,15 +45,6 @@ cudaError_t DispatchHopper(const AttentionParams& p, cudaStream_t stream) {
 }
 #endif
 
-template <class In, class Out>
-cudaError_t DispatchHeadDim(const AttentionParams& p, cudaStream_t stream) {
-  if (p.head_dim <= 64) return portable::LaunchFwd<In, Out, 64>(p, stream);
-  if (p.head_dim <= 96) return portable::LaunchFwd<In, Out, 96>(p, stream);
-  if (p.head_dim <= 128) return portable::LaunchFwd<In, Out, 128>(p, stream);
-  if (p.head_dim <= 192) return portable::LaunchFwd<In, Out, 192>(p, stream);
-  return portable::LaunchFwd<In, Out, 256>(p, stream);
-}
-
 }  // namespace
 
 cudaError_t AttentionForwardCuda(const AttentionParams& p, cudaStream_t stream) {
@@ -70,6 +61,27 @@ cudaError_t AttentionForwardCuda(const AttentionParams& p, cudaStream_t stream) 
     }
   }
 #endif
+  return portable::Forward(p, stream);
+}
+
+namespace portable {
+namespace {
+
+template <class In, class Out>
+cudaError_t DispatchHeadDim(const AttentionParams& p, cudaStream_t stream) {
+  if (p.head_dim <= 64) return LaunchFwd<In, Out, 64>(p, stream);
+  if (p.head_dim <= 96) return LaunchFwd<In, Out, 96>(p, stream);
+  if (p.head_dim <= 128) return LaunchFwd<In, Out, 128>(p, stream);
+  if (p.head_dim <= 192) return LaunchFwd<In, Out, 192>(p, stream);
+  return LaunchFwd<In, Out, 256>(p, stream);
+}
+
+}  // namespace
+
+cudaError_t Forward(const AttentionParams& p, cudaStream_t stream) {
+  using cutlass::bfloat16_t;
+  using cutlass::float_e4m3_t;
+  using cutlass::half_t;
   switch (p.in_dtype) {
     case DType::kF16: return DispatchHeadDim<half_t, half_t>(p, stream);
     case DType::kBF16: return DispatchHeadDim<bfloat16_t, bfloat16_t>(p, stream);
@@ -80,4 +92,5 @@ cudaError_t AttentionForwardCuda(const AttentionParams& p, cudaStream_t stream) 
   }
 }
 
+}  // namespace portable
 }  // namespace jax_fa3

@@ -60,17 +60,6 @@ cudaError_t LaunchAppend(const AttentionParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-// The portable kernel serves every KV-cache call (the Hopper path does not
-// read paged caches).
-template <class In, class Out>
-cudaError_t DispatchHeadDim(const AttentionParams& p, cudaStream_t stream) {
-  if (p.head_dim <= 64) return portable::LaunchFwd<In, Out, 64>(p, stream);
-  if (p.head_dim <= 96) return portable::LaunchFwd<In, Out, 96>(p, stream);
-  if (p.head_dim <= 128) return portable::LaunchFwd<In, Out, 128>(p, stream);
-  if (p.head_dim <= 192) return portable::LaunchFwd<In, Out, 192>(p, stream);
-  return portable::LaunchFwd<In, Out, 256>(p, stream);
-}
-
 }  // namespace
 
 cudaError_t KvCacheForwardCuda(const AttentionParams& p, cudaStream_t stream) {
@@ -83,14 +72,9 @@ cudaError_t KvCacheForwardCuda(const AttentionParams& p, cudaStream_t stream) {
                                                    : LaunchAppend<float_e4m3_t>(p, stream);
     if (err != cudaSuccess) return err;
   }
-  switch (p.in_dtype) {
-    case DType::kF16: return DispatchHeadDim<half_t, half_t>(p, stream);
-    case DType::kBF16: return DispatchHeadDim<bfloat16_t, bfloat16_t>(p, stream);
-    case DType::kF8E4M3:
-      return p.out_dtype == DType::kBF16 ? DispatchHeadDim<float_e4m3_t, bfloat16_t>(p, stream)
-                                         : DispatchHeadDim<float_e4m3_t, half_t>(p, stream);
-    default: return cudaErrorInvalidValue;
-  }
+  // The portable kernels serve every KV-cache call (the Hopper path does
+  // not read paged caches).
+  return portable::Forward(p, stream);
 }
 
 }  // namespace jax_fa3
