@@ -1,0 +1,59 @@
+"""The prefill seed cases (and a short dense case) for a profiler: per-kernel
+CUPTI times with --times, else a few plain calls of one case, e.g.
+
+    python3 bench/profile_seeds.py --times
+    ncu -k regex:AttentionFwdSm90 -c 1 --set full python3 bench/profile_seeds.py --case seed1
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jax_fa3
+from jax_fa3.seeds import SEED_CU_SEQLENS, random_qkv
+
+from decode_kernels import kernel_times  # bench/decode_kernels.py
+
+
+def seed1():
+    q, k, v = random_qkv(84, (5040, 16, 128), (5040, 16, 128), jnp.float8_e4m3fn)
+    ones = jnp.ones((84, 16), jnp.float32)
+    cu = jnp.asarray(SEED_CU_SEQLENS)
+    fn = jax.jit(functools.partial(jax_fa3.varlen_attention, max_seqlen_q=1680, max_seqlen_k=1680, q_descale=ones,
+                                   k_descale=ones, v_descale=ones, softmax_scale=1 / np.sqrt(128)))
+    return fn, (q, k, v, cu, cu)
+
+
+def dense(dtype, b, s, h, d, causal):
+    q, k, v = random_qkv(s, (b, s, h, d), (b, s, h, d), dtype)
+    return jax.jit(functools.partial(jax_fa3.attention, causal=causal)), (q, k, v)
+
+
+CASES = {
+    "seed1": seed1,
+    "seed2": lambda: dense(jnp.float16, 2, 512, 16, 128, True),
+    "s512": lambda: dense(jnp.bfloat16, 32, 512, 16, 128, False),
+    "s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 128, False),
+}
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--case", choices=sorted(CASES), default="seed1")
+    parser.add_argument("--times", action="store_true", help="per-kernel CUPTI times of every case")
+    parser.add_argument("--calls", type=int, default=3)
+    args = parser.parse_args()
+    if args.times:
+        for name, make in CASES.items():
+            fn, fn_args = make()
+            times = kernel_times(fn, fn_args, 20)
+            print(f"{name}: total {sum(t for _, t in times):.1f} µs | "
+                  + ", ".join(f"{n[:60]} {t:.1f}" for n, t in times))
+    else:
+        fn, fn_args = CASES[args.case]()
+        for _ in range(args.calls):
+            jax.block_until_ready(fn(*fn_args))
