@@ -16,7 +16,7 @@ using namespace cute;
 
 // o and coord are (rows, cols) views of the O accumulator and of its
 // coordinates inside the tile; out_scale = 0 writes zeros.
-template <int kBlockM, class Out, int kRows, class TO, class TC>
+template <int kBlockM, int kHeadDim, class Out, int kRows, class TO, class TC>
 __device__ __forceinline__ void StoreTile(const AttentionParams& p, const TileInfo& tile, const TO& o,
                                           const TC& coord, const float (&out_scale)[kRows],
                                           const float (&lse)[kRows]) {
@@ -24,7 +24,11 @@ __device__ __forceinline__ void StoreTile(const AttentionParams& p, const TileIn
   using Pair = cutlass::Array<Out, 2>;
   cutlass::NumericArrayConverter<Out, float, 2> convert;
   const int m0 = tile.m_block * kBlockM;
-  Out* out = static_cast<Out*>(p.out) + tile.batch * p.out_stride.batch + tile.head * p.out_stride.head;
+  // Columns are the thread's first column plus compile-time offsets: with the
+  // row base pointer at that column, every store takes an immediate offset.
+  const int thread_col0 = get<1>(coord(0, 0));
+  const bool full_width = p.head_dim == kHeadDim;
+  Out* out = static_cast<Out*>(p.out) + tile.batch * p.out_stride.batch + tile.head * p.out_stride.head + thread_col0;
   float* lse_out = p.lse + tile.batch * p.lse_batch_stride + tile.head * p.lse_head_stride;
 #pragma unroll
   for (int r = 0; r < size<0>(o); ++r) {
@@ -34,12 +38,12 @@ __device__ __forceinline__ void StoreTile(const AttentionParams& p, const TileIn
     Out* dst = out + token * p.out_stride.row;
 #pragma unroll
     for (int c = 0; c < size<1>(o); c += 2) {
-      const int col = get<1>(coord(r, c));
-      if (col >= p.head_dim) continue;
+      const int offset = get<1>(coord(r, c)) - thread_col0;
       cutlass::Array<float, 2> v;
       v[0] = o(r, c) * out_scale[r];
       v[1] = o(r, c + 1) * out_scale[r];
-      *reinterpret_cast<Pair*>(dst + col) = convert(v);
+      const Pair pair = convert(v);
+      if (full_width || thread_col0 + offset < p.head_dim) *reinterpret_cast<Pair*>(dst + offset) = pair;
     }
     if (threadIdx.x % 4 == 0) lse_out[token] = lse[r];
   }

@@ -57,7 +57,7 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
     }
     float out_scale[2], lse[2];
     softmax.Finalize(ct.scale.scale_log2, DescaleAt(p.v_descale, tile.batch, kv_head), out_scale, lse);
-    StoreTile<Cfg::kBlockM, Out>(p, tile, o_rc, cO_rc, out_scale, lse);
+    StoreTile<Cfg::kBlockM, Cfg::kHeadDim, Out>(p, tile, o_rc, cO_rc, out_scale, lse);
   }
 }
 

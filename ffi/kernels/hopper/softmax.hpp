@@ -76,12 +76,32 @@ __device__ __forceinline__ void NegateScores(TS& s) {
 }
 
 // Sets masked scores to -inf. `coord` holds each element's (row, col) inside
-// the tile; row0/col0 place the tile in the sequence.
+// the tile; row0/col0 place the tile in the sequence. A thread's columns are
+// its first column plus compile-time offsets, so each row's visible key range
+// is shifted into that frame once and every element costs one or two integer
+// compares against constants (Mask::Allowed per element cost ~13 instructions).
 template <class TS, class TC>
 __device__ __forceinline__ void ApplyMask(TS& s, const TC& coord, const Mask& mask, int row0, int col0) {
+  const int thread_col0 = get<1>(coord(0, 0));
 #pragma unroll
-  for (int i = 0; i < size(s); ++i) {
-    if (!mask.Allowed(row0 + get<0>(coord(i)), col0 + get<1>(coord(i)))) s(i) = -INFINITY;
+  for (int r = 0; r < size<0>(s); ++r) {
+    const int row = row0 + get<0>(coord(r, 0));
+    int lo, hi;
+    mask.KeyRange(row, row + 1, &lo, &hi);
+    lo -= col0 + thread_col0;
+    hi -= col0 + thread_col0;
+    if (mask.left < 0) {  // lo <= 0: only the upper bound can cut
+#pragma unroll
+      for (int c = 0; c < size<1>(s); ++c) {
+        if (get<1>(coord(r, c)) - thread_col0 >= hi) s(r, c) = -INFINITY;
+      }
+    } else {
+#pragma unroll
+      for (int c = 0; c < size<1>(s); ++c) {
+        const int k = get<1>(coord(r, c)) - thread_col0;
+        if (k >= hi || k < lo) s(r, c) = -INFINITY;
+      }
+    }
   }
 }
 
