@@ -39,6 +39,7 @@ CASES = {
     "seed2": lambda: dense(jnp.float16, 2, 512, 16, 128, True),
     "s512": lambda: dense(jnp.bfloat16, 32, 512, 16, 128, False),
     "s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 128, False),
+    "fp8_s2048": lambda: dense(jnp.float8_e4m3fn, 8, 2048, 16, 128, False),
 }
 
 if __name__ == "__main__":
