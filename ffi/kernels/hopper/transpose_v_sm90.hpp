@@ -55,30 +55,65 @@ __device__ __forceinline__ void PackP8(const TS& s, TP& p) {
   }
 }
 
+// Byte offset of (row, col) in a tile of 128-byte rows under the 128-byte
+// swizzle (16-byte chunk index XOR row % 8): the layout ss_smem_selector
+// gives both the FP8 V tile (keys x d) and V^T (d x keys) at head dim 128
+// with 128 keys per stage; VTransposer checks that at compile time. Written
+// out, a unit's 16 store addresses are 8 XORs plus immediate offsets; through
+// the generic layout every access cost ~20 integer instructions, which made
+// the transpose warps the FP8 kernel's bottleneck.
+constexpr int kSwizzleRowBytes = 128;
+__host__ __device__ constexpr int Swizzled128(int row, int col) {
+  return row * kSwizzleRowBytes + (col ^ ((row & 7) << 4));
+}
+
+// True when `layout` ((rows, cols, stages), in bytes) is Swizzled128 with
+// stage_bytes between stages: every offset of one 8-row swizzle period, and
+// one column per 8-row group and stage.
+template <class Layout>
+constexpr bool IsSwizzled128(Layout layout, int rows, int stage_bytes) {
+  for (int row = 0; row < 8; ++row) {
+    for (int col = 0; col < kSwizzleRowBytes; ++col) {
+      if (layout(row, col, 0) != Swizzled128(row, col)) return false;
+    }
+  }
+  for (int row = 0; row < rows; row += 8) {
+    for (int stage = 0; stage < 2; ++stage) {
+      if (layout(row + 3, 37, stage) != stage * stage_bytes + Swizzled128(row + 3, 37)) return false;
+    }
+  }
+  return true;
+}
+
 template <class Cfg>
 struct VTransposer {
   using PipelineV = typename Cfg::PipelineV;
   using PipelineVt = typename Cfg::PipelineVt;
+  static constexpr int kStageBytes = Cfg::kBlockN * Cfg::kHeadDim;
+  static_assert(Cfg::kHeadDim == kSwizzleRowBytes && Cfg::kBlockN == kSwizzleRowBytes,
+                "the FP8 transpose addresses 128 x 128-byte tiles");
+  static_assert(IsSwizzled128(typename Cfg::SmemLayoutVLoad{}, Cfg::kBlockN, kStageBytes), "V tile layout");
+  static_assert(IsSwizzled128(typename Cfg::SmemLayoutVt{}, Cfg::kHeadDim, kStageBytes), "V^T tile layout");
 
-  // sv: (N, D) as loaded; svt: (D, N) for the MMA. Keys >= valid_keys become
-  // zeros, for the same reason as ConsumerMainloop::ZeroVTail. A unit is 4
-  // keys x 16 bytes of d: four 16-byte loads (whole swizzle chunks), four
-  // 4x4 byte transposes, sixteen 4-byte stores; a warp's stores cover one
-  // 128-byte row of V^T.
-  template <class TV, class TVt>
-  __device__ __forceinline__ static void Stage(const TV& sv, TVt svt, int valid_keys, int tid) {
+  // sv: one landed (keys, d) stage; svt: one (d, keys) stage for the MMA.
+  // Keys >= valid_keys become zeros, for the same reason as
+  // ConsumerMainloop::ZeroVTail. A unit is 4 keys x 16 bytes of d: four
+  // 16-byte loads (whole swizzle chunks), four 4x4 byte transposes, sixteen
+  // 4-byte stores; a warp's stores cover one 128-byte row of V^T.
+  __device__ __forceinline__ static void Stage(const uint8_t* sv, uint8_t* svt, int valid_keys, int tid) {
     constexpr int kColumnGroups = Cfg::kBlockN / 4;
     constexpr int kUnits = kColumnGroups * Cfg::kHeadDim / 16;
     for (int u = tid; u < kUnits; u += Cfg::kTransposeThreads) {
       const int column = 4 * (u % kColumnGroups);
-      const int d0 = 16 * (u / kColumnGroups);
-      const int key0 = PermutedKey(column);  // the group's keys: key0 + {0, 1, 8, 9}
+      const int d0 = 16 * (u / kColumnGroups);  // a multiple of 16: row % 8 below is static
+      const int key0 = PermutedKey(column);     // the group's keys: key0 + {0, 1, 8, 9}
       uint4 rows[4];
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         const int key = key0 + (r & 1) + 8 * (r >> 1);
-        rows[r] = key < valid_keys ? *reinterpret_cast<const uint4*>(&sv(key, d0)) : make_uint4(0, 0, 0, 0);
+        rows[r] = key < valid_keys ? *reinterpret_cast<const uint4*>(sv + Swizzled128(key, d0)) : make_uint4(0, 0, 0, 0);
       }
+      uint8_t* dst = svt + d0 * kSwizzleRowBytes;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         auto word = [&](const uint4& v) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; };
@@ -86,7 +121,9 @@ struct VTransposer {
         uint32_t out[4];
         Transpose4x4(in, out);
 #pragma unroll
-        for (int t = 0; t < 4; ++t) *reinterpret_cast<uint32_t*>(&svt(d0 + 4 * j + t, column)) = out[t];
+        for (int t = 0; t < 4; ++t) {
+          *reinterpret_cast<uint32_t*>(dst + Swizzled128(4 * j + t, column)) = out[t];
+        }
       }
     }
   }
@@ -95,8 +132,8 @@ struct VTransposer {
   __device__ __forceinline__ static void Run(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
                                              PipelineV& pipe_v, PipelineVt& pipe_vt) {
     const int tid = threadIdx.x - 32;
-    Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Cfg::SmemLayoutVLoad{});  // (N, D, stages)
-    Tensor sVt = make_tensor(make_smem_ptr(ss.vt.data()), typename Cfg::SmemLayoutVt{});  // (D, N, stages)
+    const uint8_t* sv = reinterpret_cast<const uint8_t*>(ss.v.data());  // stages of (N, D), Swizzled128
+    uint8_t* svt = reinterpret_cast<uint8_t*>(ss.vt.data());              // stages of (D, N), Swizzled128
     typename PipelineV::PipelineState read;
     auto write = cutlass::make_producer_start_state<PipelineVt>();
     TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
@@ -108,8 +145,8 @@ struct VTransposer {
       for (int n = kb.hi - 1; n >= kb.lo; --n) {
         pipe_v.consumer_wait(read);
         pipe_vt.producer_acquire(write);
-        Stage(sV(_, _, read.index()), sVt(_, _, write.index()), n == kb.hi - 1 && tail >= 0 ? tail : Cfg::kBlockN,
-              tid);
+        Stage(sv + read.index() * kStageBytes, svt + write.index() * kStageBytes,
+              n == kb.hi - 1 && tail >= 0 ? tail : Cfg::kBlockN, tid);
         cutlass::arch::fence_view_async_shared();  // generic-proxy stores, read by wgmma's async proxy
         pipe_vt.producer_commit(write);
         ++write;
