@@ -38,13 +38,13 @@ struct ConsumerMainloop {
   // Warpgroups take turns issuing their GEMMs (ping-pong), so one's softmax
   // runs while the other's GEMMs hold the tensor cores. Each warpgroup waits
   // on its own barrier before issuing and then opens the other's.
-  __device__ __forceinline__ static void WaitTurn(int warpgroup, bool take_turns = true) {
-    if (Cfg::kPingPong && take_turns) {
+  __device__ __forceinline__ static void WaitTurn(int warpgroup) {
+    if constexpr (Cfg::kPingPong) {
       cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads, uint32_t(Barrier::kTurnWarpgroup0) + warpgroup);
     }
   }
-  __device__ __forceinline__ static void PassTurn(int warpgroup, bool take_turns = true) {
-    if (Cfg::kPingPong && take_turns) {
+  __device__ __forceinline__ static void PassTurn(int warpgroup) {
+    if constexpr (Cfg::kPingPong) {
       cutlass::arch::NamedBarrier::arrive(Cfg::kConsumerThreads, uint32_t(Barrier::kTurnWarpgroup0) + 1 - warpgroup);
     }
   }
@@ -128,7 +128,7 @@ struct ConsumerMainloop {
     // Issue S = Q K^T for the next key block (K consumed in order).
     auto issue_qk = [&] {
       pipe_k.consumer_wait(k_state);
-      WaitTurn(warpgroup, ct.take_turns);
+      WaitTurn(warpgroup);
       if constexpr (kMath) Gemm<true, -1>(mma_qk, tSrQ, tSrK(_, _, _, k_state.index()), tSrS);
     };
     auto issue_pv = [&] {
@@ -166,22 +166,22 @@ struct ConsumerMainloop {
     if constexpr (!Cfg::kIntraWarpgroupOverlap) {
       for (int n = n_last; n >= ct.blocks.lo; --n) {
         issue_qk();
-        PassTurn(warpgroup, ct.take_turns);
+        PassTurn(warpgroup);
         wait_mma(_0{});
         release_k(n);
         softmax_step(n);
         rescale_and_fill_p();
         wait_v(n == n_last);
-        WaitTurn(warpgroup, ct.take_turns);
+        WaitTurn(warpgroup);
         issue_pv();
-        PassTurn(warpgroup, ct.take_turns);
+        PassTurn(warpgroup);
         wait_mma(_0{});
         release_v();
       }
       return;
     }
     issue_qk();
-    PassTurn(warpgroup, ct.take_turns);
+    PassTurn(warpgroup);
     wait_mma(_0{});
     release_k(n_last);
     softmax_step(n_last);  // O is still zero: the correction is moot
@@ -190,7 +190,7 @@ struct ConsumerMainloop {
     for (int n = n_last; n > ct.blocks.lo; --n) {
       issue_qk();
       issue_pv();
-      PassTurn(warpgroup, ct.take_turns);
+      PassTurn(warpgroup);
       wait_mma(_1{});  // S(n-1) is ready; P(n) V(n) may still run
       release_k(n - 1);
       softmax_step(n - 1);
@@ -199,9 +199,9 @@ struct ConsumerMainloop {
       rescale_and_fill_p();
       wait_v(false);
     }
-    WaitTurn(warpgroup, ct.take_turns);
+    WaitTurn(warpgroup);
     issue_pv();
-    PassTurn(warpgroup, ct.take_turns);
+    PassTurn(warpgroup);
     wait_mma(_0{});
     release_v();
   }

@@ -45,7 +45,6 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
         p.softcap);
     ct.m0 = tile.m_block * Cfg::kBlockM;
     ct.wg_row0 = ct.m0 + warpgroup * Cfg::kRowsPerWarpgroup;
-    ct.take_turns = ct.m0 + Cfg::kBlockM - Cfg::kRowsPerWarpgroup < tile.seq.seqlen_q;
     ct.v_tail_row = VTailRow<Cfg>(p, tile, ct.blocks);
 
     softmax.Reset();

@@ -223,10 +223,6 @@ struct ConsumerTile {
   int m0;           // first row of the CTA tile
   int wg_row0;      // first row of this warpgroup's 64
   int v_tail_row;   // V rows >= this in the first (last) key block must be zeroed; -1: none
-  // Ping-pong turns pay only when both warpgroups compute: with the last
-  // one's rows all past the sequence, turns would tie the busy warpgroup to
-  // the idle one's pace (both sides decide alike, so the protocol stays paired).
-  bool take_turns;
 };
 
 }  // namespace jax_fa3::hopper
