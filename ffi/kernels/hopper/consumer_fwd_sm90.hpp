@@ -76,27 +76,11 @@ struct ConsumerMainloop {
   }
 
   // Accumulates this warpgroup's unnormalized O (cleared by the caller) and
-  // the softmax statistics over key blocks hi-1 down to lo. A warpgroup whose
-  // 64 rows all lie past the sequence's end (short varlen sequences, the last
-  // query block) has nothing to compute: it walks the same pipeline and turn
-  // protocol without the math, which leaves the tensor cores and issue slots
-  // to the other warpgroup.
+  // the softmax statistics over key blocks hi-1 down to lo.
   template <class TO>
   __device__ __forceinline__ void Run(typename Cfg::SharedStorage& ss, PipelineK& pipe_k, PipelineV& pipe_v,
                                       const ConsumerTile& ct, int q_buffer, OnlineSoftmaxSm90<2>& softmax,
                                       TO& tOrO, int tid) {
-    if (ct.wg_row0 >= ct.mask.seqlen_q) {
-      Blocks<false>(ss, pipe_k, pipe_v, ct, q_buffer, softmax, tOrO, tid);
-    } else {
-      Blocks<true>(ss, pipe_k, pipe_v, ct, q_buffer, softmax, tOrO, tid);
-    }
-  }
-
- private:
-  template <bool kMath, class TO>
-  __device__ __forceinline__ void Blocks(typename Cfg::SharedStorage& ss, PipelineK& pipe_k, PipelineV& pipe_v,
-                                         const ConsumerTile& ct, int q_buffer, OnlineSoftmaxSm90<2>& softmax,
-                                         TO& tOrO, int tid) {
     auto thr_qk = mma_qk.get_thread_slice(tid);
     auto thr_pv = mma_pv.get_thread_slice(tid);
     Tensor sQ = make_tensor(make_smem_ptr(ss.q_buffer(q_buffer)), typename Cfg::SmemLayoutQ{});  // (M, D)
@@ -114,7 +98,6 @@ struct ConsumerMainloop {
 
     float correction[2];
     auto softmax_step = [&](int n) {
-      if constexpr (!kMath) return;
       const int n0 = n * Cfg::kBlockN;
       if (ct.scale.cap_inverse != 0.f) ApplySoftcap(s_rc, ct.scale);
       if (ct.scale.negate) NegateScores(s_rc);
@@ -129,20 +112,9 @@ struct ConsumerMainloop {
     auto issue_qk = [&] {
       pipe_k.consumer_wait(k_state);
       WaitTurn(warpgroup);
-      if constexpr (kMath) Gemm<true, -1>(mma_qk, tSrQ, tSrK(_, _, _, k_state.index()), tSrS);
+      Gemm<true, -1>(mma_qk, tSrQ, tSrK(_, _, _, k_state.index()), tSrS);
     };
-    auto issue_pv = [&] {
-      if constexpr (kMath) Gemm<false, -1>(mma_pv, tOrP, tOrV(_, _, _, v_state.index()), tOrO);
-    };
-    auto wait_mma = [&](auto pending) {
-      if constexpr (kMath) warpgroup_wait<decltype(pending)::value>();
-    };
-    auto rescale_and_fill_p = [&] {
-      if constexpr (kMath) {
-        OnlineSoftmaxSm90<2>::Rescale(o_rc, correction);
-        FillP(tSrS, tOrP);
-      }
-    };
+    auto issue_pv = [&] { Gemm<false, -1>(mma_pv, tOrP, tOrV(_, _, _, v_state.index()), tOrO); };
     // After S of key block n landed in registers.
     auto release_k = [&](int n) {
       warpgroup_fence_operand(tSrS);
@@ -167,42 +139,44 @@ struct ConsumerMainloop {
       for (int n = n_last; n >= ct.blocks.lo; --n) {
         issue_qk();
         PassTurn(warpgroup);
-        wait_mma(_0{});
+        warpgroup_wait<0>();
         release_k(n);
         softmax_step(n);
-        rescale_and_fill_p();
+        OnlineSoftmaxSm90<2>::Rescale(o_rc, correction);
+        FillP(tSrS, tOrP);
         wait_v(n == n_last);
         WaitTurn(warpgroup);
         issue_pv();
         PassTurn(warpgroup);
-        wait_mma(_0{});
+        warpgroup_wait<0>();
         release_v();
       }
       return;
     }
     issue_qk();
     PassTurn(warpgroup);
-    wait_mma(_0{});
+    warpgroup_wait<0>();
     release_k(n_last);
     softmax_step(n_last);  // O is still zero: the correction is moot
-    if constexpr (kMath) FillP(tSrS, tOrP);
+    FillP(tSrS, tOrP);
     wait_v(true);
     for (int n = n_last; n > ct.blocks.lo; --n) {
       issue_qk();
       issue_pv();
       PassTurn(warpgroup);
-      wait_mma(_1{});  // S(n-1) is ready; P(n) V(n) may still run
+      warpgroup_wait<1>();  // S(n-1) is ready; P(n) V(n) may still run
       release_k(n - 1);
       softmax_step(n - 1);
-      wait_mma(_0{});
+      warpgroup_wait<0>();
       release_v();
-      rescale_and_fill_p();
+      OnlineSoftmaxSm90<2>::Rescale(o_rc, correction);
+      FillP(tSrS, tOrP);
       wait_v(false);
     }
     WaitTurn(warpgroup);
     issue_pv();
     PassTurn(warpgroup);
-    wait_mma(_0{});
+    warpgroup_wait<0>();
     release_v();
   }
 };

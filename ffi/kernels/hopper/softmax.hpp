@@ -131,9 +131,7 @@ struct OnlineSoftmaxSm90 {
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
       const float ref = m == -INFINITY ? 0.f : m;
       const float ref_scaled = ref * scale_log2;
-      // Exactly 1 when the maximum stands (the common case once a long row
-      // has seen its largest scores), which lets Rescale skip the output.
-      correction[r] = m == row_max[r] ? 1.f : Exp2(row_max[r] * scale_log2 - ref_scaled);
+      correction[r] = Exp2(row_max[r] * scale_log2 - ref_scaled);
       row_max[r] = m;
       float sum = 0.f;
 #pragma unroll
@@ -147,10 +145,6 @@ struct OnlineSoftmaxSm90 {
 
   template <class TO>
   __device__ __forceinline__ static void Rescale(TO& o, const float (&correction)[kRows]) {
-    bool unit = true;
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) unit = unit && correction[r] == 1.f;
-    if (__all_sync(0xffffffffu, unit)) return;  // warp-uniform: no divergence around the wgmma
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
 #pragma unroll
