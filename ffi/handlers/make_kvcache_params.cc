@@ -151,11 +151,6 @@ std::string MakeKvCacheParams(const KvCacheCall& call, AttentionParams* p) {
            "] (the workspace's splits, at most " + std::to_string(kMaxSplits) + "), got " +
            std::to_string(call.num_splits);
   }
-  const AttentionAttrs& a = call.attrs;
-  if (!(a.softmax_scale > 0.f)) return "softmax_scale must be positive, got " + std::to_string(a.softmax_scale);
-  if (a.softcap < 0.f) return "softcap must be >= 0, got " + std::to_string(a.softcap);
-  if (a.window_left < -1 || a.window_right < -1) return "window_size entries must be >= -1";
-
   p->q = q.data;
   p->k = call.k_cache.data;
   p->v = call.v_cache.data;
@@ -173,23 +168,9 @@ std::string MakeKvCacheParams(const KvCacheCall& call, AttentionParams* p) {
   p->num_heads = static_cast<int>(heads);
   p->num_heads_k = static_cast<int>(heads_k);
   p->head_dim = static_cast<int>(head_dim);
-  struct DescaleArg {
-    const char* name;
-    const BufferView* view;
-    Descale* dst;
-  };
-  for (const DescaleArg& d : {DescaleArg{"q_descale", &call.q_descale, &p->q_descale},
-                              DescaleArg{"k_descale", &call.k_descale, &p->k_descale},
-                              DescaleArg{"v_descale", &call.v_descale, &p->v_descale}}) {
-    if (auto e = CheckDescale(d.name, *d.view, p->batch, p->num_heads_k, in, d.dst); !e.empty()) return e;
+  if (auto e = FillScoreRule(call.attrs, call.q_descale, call.k_descale, call.v_descale, in, out, p); !e.empty()) {
+    return e;
   }
-  p->softmax_scale = a.softmax_scale;
-  p->softcap = a.softcap;
-  p->window_left = static_cast<int>(a.window_left < 0 ? -1 : std::min<int64_t>(a.window_left, kMaxInt));
-  p->window_right = static_cast<int>(a.window_right < 0 ? -1 : std::min<int64_t>(a.window_right, kMaxInt));
-  if (a.causal) p->window_right = 0;
-  p->in_dtype = in;
-  p->out_dtype = out;
   p->split.num_splits = static_cast<int>(call.num_splits);
   p->split.max_splits = static_cast<int>(max_splits);
   if (call.workspace.dims[0] > 0) {

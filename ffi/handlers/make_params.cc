@@ -72,6 +72,34 @@ const char* DTypeName(DType dtype) {
   }
 }
 
+// The fields every call shares once shapes are known (p->batch and
+// p->num_heads_k set): descales, softmax scale, softcap, window, dtypes.
+std::string FillScoreRule(const AttentionAttrs& a, const BufferView& q_descale, const BufferView& k_descale,
+                          const BufferView& v_descale, DType in, DType out, AttentionParams* p) {
+  if (!(a.softmax_scale > 0.f)) return "softmax_scale must be positive, got " + std::to_string(a.softmax_scale);
+  if (a.softcap < 0.f) return "softcap must be >= 0, got " + std::to_string(a.softcap);
+  if (a.window_left < -1 || a.window_right < -1) return "window_size entries must be >= -1";
+  constexpr int64_t kMaxInt = (int64_t{1} << 31) - 1;
+  struct DescaleArg {
+    const char* name;
+    const BufferView* view;
+    Descale* dst;
+  };
+  for (const DescaleArg& d : {DescaleArg{"q_descale", &q_descale, &p->q_descale},
+                              DescaleArg{"k_descale", &k_descale, &p->k_descale},
+                              DescaleArg{"v_descale", &v_descale, &p->v_descale}}) {
+    if (auto e = CheckDescale(d.name, *d.view, p->batch, p->num_heads_k, in, d.dst); !e.empty()) return e;
+  }
+  p->softmax_scale = a.softmax_scale;
+  p->softcap = a.softcap;
+  p->window_left = static_cast<int>(a.window_left < 0 ? -1 : std::min<int64_t>(a.window_left, kMaxInt));
+  p->window_right = static_cast<int>(a.window_right < 0 ? -1 : std::min<int64_t>(a.window_right, kMaxInt));
+  if (a.causal) p->window_right = 0;
+  p->in_dtype = in;
+  p->out_dtype = out;
+  return "";
+}
+
 std::string MakeParams(const AttentionCall& call, AttentionParams* p) {
   const size_t rank = call.varlen ? 3 : 4;
   for (auto [name, buf] : {std::pair<const char*, const BufferView*>{"q", &call.q},
@@ -137,11 +165,6 @@ std::string MakeParams(const AttentionCall& call, AttentionParams* p) {
     return Describe("lse", call.lse) + ": expected float32" + ShapeStr(lse_dims);
   }
 
-  const AttentionAttrs& a = call.attrs;
-  if (!(a.softmax_scale > 0.f)) return "softmax_scale must be positive, got " + std::to_string(a.softmax_scale);
-  if (a.softcap < 0.f) return "softcap must be >= 0, got " + std::to_string(a.softcap);
-  if (a.window_left < -1 || a.window_right < -1) return "window_size entries must be >= -1";
-
   p->q = call.q.data;
   p->k = call.k.data;
   p->v = call.v.data;
@@ -164,24 +187,7 @@ std::string MakeParams(const AttentionCall& call, AttentionParams* p) {
   p->num_heads = static_cast<int>(heads);
   p->num_heads_k = static_cast<int>(heads_k);
   p->head_dim = static_cast<int>(head_dim);
-  struct DescaleArg {
-    const char* name;
-    const BufferView* view;
-    Descale* dst;
-  };
-  for (const DescaleArg& d : {DescaleArg{"q_descale", &call.q_descale, &p->q_descale},
-                              DescaleArg{"k_descale", &call.k_descale, &p->k_descale},
-                              DescaleArg{"v_descale", &call.v_descale, &p->v_descale}}) {
-    if (auto e = CheckDescale(d.name, *d.view, p->batch, p->num_heads_k, in, d.dst); !e.empty()) return e;
-  }
-  p->softmax_scale = a.softmax_scale;
-  p->softcap = a.softcap;
-  p->window_left = static_cast<int>(a.window_left < 0 ? -1 : std::min<int64_t>(a.window_left, kMaxInt));
-  p->window_right = static_cast<int>(a.window_right < 0 ? -1 : std::min<int64_t>(a.window_right, kMaxInt));
-  if (a.causal) p->window_right = 0;
-  p->in_dtype = in;
-  p->out_dtype = out;
-  return "";
+  return FillScoreRule(call.attrs, call.q_descale, call.k_descale, call.v_descale, in, out, p);
 }
 
 }  // namespace jax_fa3

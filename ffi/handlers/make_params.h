@@ -49,5 +49,9 @@ bool Is16Bit(DType t);
 std::string CheckDescale(const char* name, const BufferView& b, int batch, int heads_k, DType in_dtype,
                          Descale* out);
 std::string CheckInt32Vector(const char* name, const BufferView& b, int64_t expected_len);
+// Descales, softmax scale, softcap, window and dtypes: the part of params
+// every target fills alike, after p->batch and p->num_heads_k.
+std::string FillScoreRule(const AttentionAttrs& attrs, const BufferView& q_descale, const BufferView& k_descale,
+                          const BufferView& v_descale, DType in, DType out, AttentionParams* p);
 
 }  // namespace jax_fa3
