@@ -108,3 +108,13 @@ def check_case(case: Case, dtype, jit: bool = True):
         else:
             np.testing.assert_array_equal(np.asarray(k_new).view(np.uint8), np.asarray(k_ref).view(np.uint8))
     return result
+
+
+def corrupt_paged_indices(case: Case) -> None:
+    """Points cache_seqlens, the page table and cache_leftpad of a 3-sequence
+    paged case with left padding past every bound (huge, negative, INT32_MAX)."""
+    case.cache_seqlens = np.array([2**30, -5, 40], np.int32)
+    pt = np.asarray(case.kwargs["page_table"]).copy()
+    pt[0, 0], pt[1, -1], pt[2, 1] = 10**6, -3, 2**31 - 1
+    case.kwargs["page_table"] = jnp.asarray(pt)
+    case.kwargs["cache_leftpad"] = jnp.asarray([7, 2**31 - 1, -9], jnp.int32)

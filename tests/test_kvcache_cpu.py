@@ -14,7 +14,7 @@ import pytest
 import jax_fa3
 from jax_fa3 import reference_kvcache
 from conftest import DTYPES, FP8, rel_err
-from kvcache_cases import LAYOUTS, check_case, make_case
+from kvcache_cases import LAYOUTS, check_case, corrupt_paged_indices, make_case
 
 pytestmark = pytest.mark.usefixtures("on_cpu")
 
@@ -70,11 +70,7 @@ def test_out_of_range_index_data_is_clamped():
     """Garbage cache_seqlens / page table / leftpad / batch index never read
     or write outside the cache: they are clamped, which the reference models."""
     case = make_case(9, jnp.float16, layout="paged16", seqlen_new=3, seqlen_q=3, batch=3, leftpad=True)
-    case.cache_seqlens = np.array([2**30, -5, 40], np.int32)
-    pt = np.asarray(case.kwargs["page_table"]).copy()
-    pt[0, 0], pt[1, -1], pt[2, 1] = 10**6, -3, 2**31 - 1
-    case.kwargs["page_table"] = jnp.asarray(pt)
-    case.kwargs["cache_leftpad"] = jnp.asarray([7, 2**31 - 1, -9], jnp.int32)
+    corrupt_paged_indices(case)
     check_case(case, jnp.float16)
     case = make_case(10, jnp.bfloat16, layout="batch_idx", seqlen_new=7, seqlen_q=7, batch=2)
     case.cache_seqlens = np.array([78, 2**31 - 2], np.int32)  # appends run past the capacity: dropped

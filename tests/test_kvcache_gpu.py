@@ -15,7 +15,7 @@ import pytest
 
 import jax_fa3
 from conftest import DTYPES, gpu
-from kvcache_cases import LAYOUTS, check_case, make_case
+from kvcache_cases import LAYOUTS, check_case, corrupt_paged_indices, make_case
 
 pytestmark = [pytest.mark.gpu, gpu]
 
@@ -76,11 +76,7 @@ def test_head_dims(head_dim):
 def test_out_of_range_index_data_is_clamped():
     case = make_case(9, jnp.float16, batch=3, heads=8, heads_k=2, head_dim=D, layout="paged64", seqlen_cache=400,
                      seqlen_new=3, seqlen_q=3, leftpad=True, num_splits=4)
-    case.cache_seqlens = np.array([2**30, -5, 40], np.int32)
-    pt = np.asarray(case.kwargs["page_table"]).copy()
-    pt[0, 0], pt[1, -1], pt[2, 1] = 10**6, -3, 2**31 - 1
-    case.kwargs["page_table"] = jnp.asarray(pt)
-    case.kwargs["cache_leftpad"] = jnp.asarray([7, 2**31 - 1, -9], jnp.int32)
+    corrupt_paged_indices(case)
     check_case(case, jnp.float16)
     case = make_case(10, jnp.bfloat16, batch=2, heads=8, heads_k=2, head_dim=D, layout="batch_idx",
                      seqlen_cache=300, seqlen_new=7, seqlen_q=7)
