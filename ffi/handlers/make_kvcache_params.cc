@@ -8,7 +8,6 @@
 namespace jax_fa3 {
 namespace {
 
-constexpr int64_t kMaxInt = (int64_t{1} << 31) - 1;
 // Paged caches: a page holds a whole number of 16-row MMA tiles.
 constexpr int64_t kPageSizeMultiple = 16;
 

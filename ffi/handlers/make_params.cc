@@ -79,7 +79,6 @@ std::string FillScoreRule(const AttentionAttrs& a, const BufferView& q_descale, 
   if (!(a.softmax_scale > 0.f)) return "softmax_scale must be positive, got " + std::to_string(a.softmax_scale);
   if (a.softcap < 0.f) return "softcap must be >= 0, got " + std::to_string(a.softcap);
   if (a.window_left < -1 || a.window_right < -1) return "window_size entries must be >= -1";
-  constexpr int64_t kMaxInt = (int64_t{1} << 31) - 1;
   struct DescaleArg {
     const char* name;
     const BufferView* view;
@@ -148,7 +147,6 @@ std::string MakeParams(const AttentionCall& call, AttentionParams* p) {
   }
   const int64_t rows_q = qd[rank - 3];
   const int64_t rows_k = kd[rank - 3];
-  constexpr int64_t kMaxInt = (int64_t{1} << 31) - 1;
   if (batch * rows_q * heads * head_dim > kMaxInt * 8 || rows_q > kMaxInt || rows_k > kMaxInt) {
     return Describe("q", call.q) + ": too large for 32-bit row indexing";
   }

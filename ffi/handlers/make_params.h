@@ -12,6 +12,9 @@
 
 namespace jax_fa3 {
 
+// Largest value of the int32 fields params hold (lengths, windows, strides in rows).
+inline constexpr int64_t kMaxInt = (int64_t{1} << 31) - 1;
+
 struct BufferView {
   DType dtype = DType::kUnknown;
   std::vector<int64_t> dims;
