@@ -1,5 +1,6 @@
 """The prefill seed cases (and a short dense case) for a profiler: per-kernel
 CUPTI times with --times, else a few plain calls of one case, e.g.
+(JAX_FA3_HOPPER_QUERY_ROWS=64 or 128 pins the Hopper query tile)
 
     python3 bench/profile_seeds.py --times
     ncu -k regex:AttentionFwdSm90 -c 1 --set full python3 bench/profile_seeds.py --case seed1
@@ -20,12 +21,13 @@ from jax_fa3.seeds import SEED_CU_SEQLENS, random_qkv
 from decode_kernels import kernel_times  # bench/decode_kernels.py
 
 
-def seed1():
-    q, k, v = random_qkv(84, (5040, 16, 128), (5040, 16, 128), jnp.float8_e4m3fn)
+def seed1(dtype=jnp.float8_e4m3fn):
+    q, k, v = random_qkv(84, (5040, 16, 128), (5040, 16, 128), dtype)
     ones = jnp.ones((84, 16), jnp.float32)
+    descales = dict(q_descale=ones, k_descale=ones, v_descale=ones) if dtype == jnp.float8_e4m3fn else {}
     cu = jnp.asarray(SEED_CU_SEQLENS)
-    fn = jax.jit(functools.partial(jax_fa3.varlen_attention, max_seqlen_q=1680, max_seqlen_k=1680, q_descale=ones,
-                                   k_descale=ones, v_descale=ones, softmax_scale=1 / np.sqrt(128)))
+    fn = jax.jit(functools.partial(jax_fa3.varlen_attention, max_seqlen_q=1680, max_seqlen_k=1680,
+                                   softmax_scale=1 / np.sqrt(128), **descales))
     return fn, (q, k, v, cu, cu)
 
 
@@ -36,6 +38,7 @@ def dense(dtype, b, s, h, d, causal):
 
 CASES = {
     "seed1": seed1,
+    "seed1_f16": lambda: seed1(jnp.float16),
     "seed2": lambda: dense(jnp.float16, 2, 512, 16, 128, True),
     "s512": lambda: dense(jnp.bfloat16, 32, 512, 16, 128, False),
     "s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 128, False),

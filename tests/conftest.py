@@ -106,9 +106,12 @@ def on_cpu():
 gpu = pytest.mark.skipif(not gpu_devices(), reason="no GPU visible to JAX")
 
 
-@pytest.fixture(params=["auto", "portable"])
+@pytest.fixture(params=["auto", "rows64", "portable"])
 def kernel_path(request, monkeypatch) -> str:
     """Runs a GPU test on the default kernel choice (the Hopper kernel on
-    sm_90 where it covers the problem) and again pinned to the portable one."""
+    sm_90 where it covers the problem), again with the Hopper kernel's
+    64-row query tile pinned (head-dim bucket 128; other buckets keep their
+    one tile), and pinned to the portable kernel."""
     monkeypatch.setenv("JAX_FA3_FORCE_PORTABLE", "1" if request.param == "portable" else "0")
+    monkeypatch.setenv("JAX_FA3_HOPPER_QUERY_ROWS", "64" if request.param == "rows64" else "")
     return request.param

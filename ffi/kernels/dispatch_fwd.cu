@@ -1,7 +1,9 @@
 // Chooses the compiled variant for a problem. The Hopper kernel takes what
 // it covers on sm_90; the portable kernel serves everything else from sm_80 on.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "cutlass/numeric_types.h"
 #include "kernels/hopper/supported.h"
@@ -37,11 +39,29 @@ bool HopperTakes(const AttentionParams& p) {
   return hopper::Supported(p) && !ForcedPortable() && OnSm90();
 }
 
+// 64-row query tiles when the mean sequence has 64 queries or fewer (a
+// varlen seqlen_q counts every token). JAX_FA3_HOPPER_QUERY_ROWS=64 or 128
+// pins the choice where both are built, so tests cover both tiles.
+hopper::QueryTile ChooseQueryTile(const AttentionParams& p) {
+  constexpr int kShortRows = 64;
+  const char* v = std::getenv("JAX_FA3_HOPPER_QUERY_ROWS");
+  if (v != nullptr && std::strcmp(v, "64") == 0) return hopper::QueryTile::kRows64;
+  if (v != nullptr && std::strcmp(v, "128") == 0) return hopper::QueryTile::kRows128;
+  const int64_t rows_per_seq = p.is_varlen() ? p.seqlen_q / std::max(p.batch, 1) : p.seqlen_q;
+  return rows_per_seq <= kShortRows ? hopper::QueryTile::kRows64 : hopper::QueryTile::kRows128;
+}
+
+// The 64-row tile is built for the head-dim 128 bucket only (see
+// generate_instantiations.py); FP8 for that bucket only.
 template <class In, class Out>
 cudaError_t DispatchHopper(const AttentionParams& p, cudaStream_t stream) {
-  if (p.head_dim <= 64) return hopper::LaunchFwd<In, Out, 64>(p, stream);
-  if (p.head_dim <= 128) return hopper::LaunchFwd<In, Out, 128>(p, stream);
-  return hopper::LaunchFwd<In, Out, 256>(p, stream);
+  using hopper::QueryTile;
+  if constexpr (!std::is_same_v<In, cutlass::float_e4m3_t>) {  // FP8: HopperTakes leaves bucket 128 only
+    if (p.head_dim <= 64) return hopper::LaunchFwd<In, Out, 64, QueryTile::kRows128>(p, stream);
+    if (p.head_dim > 128) return hopper::LaunchFwd<In, Out, 256, QueryTile::kRows128>(p, stream);
+  }
+  return ChooseQueryTile(p) == QueryTile::kRows64 ? hopper::LaunchFwd<In, Out, 128, QueryTile::kRows64>(p, stream)
+                                                  : hopper::LaunchFwd<In, Out, 128, QueryTile::kRows128>(p, stream);
 }
 #endif
 
@@ -56,8 +76,8 @@ cudaError_t AttentionForwardCuda(const AttentionParams& p, cudaStream_t stream) 
     if (p.in_dtype == DType::kF16) return DispatchHopper<half_t, half_t>(p, stream);
     if (p.in_dtype == DType::kBF16) return DispatchHopper<bfloat16_t, bfloat16_t>(p, stream);
     if (p.in_dtype == DType::kF8E4M3) {
-      return p.out_dtype == DType::kBF16 ? hopper::LaunchFwd<float_e4m3_t, bfloat16_t, 128>(p, stream)
-                                         : hopper::LaunchFwd<float_e4m3_t, half_t, 128>(p, stream);
+      return p.out_dtype == DType::kBF16 ? DispatchHopper<float_e4m3_t, bfloat16_t>(p, stream)
+                                         : DispatchHopper<float_e4m3_t, half_t>(p, stream);
     }
   }
 #endif

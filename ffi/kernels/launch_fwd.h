@@ -22,9 +22,16 @@ cudaError_t Forward(const AttentionParams& params, cudaStream_t stream);
 }  // namespace portable
 
 namespace hopper {
+// Query rows per CTA. kRows128: two consumer warpgroups of 64 rows share
+// each K/V tile, one CTA per SM. kRows64: one consumer warpgroup, two CTAs
+// per SM, for sequences of 64 queries or fewer (a 128-row tile would leave
+// half its rows, and one warpgroup's whole chain of work, idle).
+enum class QueryTile { kRows128, kRows64 };
+
 // sm_90a TMA/WGMMA kernel for the problems hopper::Supported accepts; one
-// instantiation per (input, output, head-dim bucket) in ffi/instantiations/.
-template <class In, class Out, int kHeadDim>
+// instantiation per (input, output, head-dim bucket, query tile) in
+// ffi/instantiations/.
+template <class In, class Out, int kHeadDim, QueryTile kTile>
 cudaError_t LaunchFwd(const AttentionParams& params, cudaStream_t stream);
 }  // namespace hopper
 

@@ -1,8 +1,9 @@
 // The Hopper forward kernel: warp roles and pipelines only.
 //
 // Warpgroup 0 is the producer (one warp issues TMA loads, 24 registers per
-// thread); warpgroups 1 and 2 are consumers (64 query rows each, 240
-// registers). The grid is persistent: each CTA walks tiles of the scheduler.
+// thread); warpgroups 1 and 2 (or 1 alone, QueryTile::kRows64) are
+// consumers of 64 query rows each. The grid is persistent: each CTA walks
+// tiles of the scheduler.
 #pragma once
 
 #include "kernels/hopper/consumer_fwd_sm90.hpp"
@@ -62,7 +63,7 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
 }
 
 template <class Cfg, class Out>
-__global__ void __launch_bounds__(Cfg::kThreads, 1) AttentionFwdSm90(const __grid_constant__ KernelParams<Cfg> kp) {
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kCtasPerSm) AttentionFwdSm90(const __grid_constant__ KernelParams<Cfg> kp) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   auto& ss = *reinterpret_cast<typename Cfg::SharedStorage*>(smem_raw);
   const int warp = cutlass::canonical_warp_idx_sync();

@@ -16,9 +16,9 @@ inline int SectionPairs(const AttentionParams& p, int elem_bytes, int l2_bytes) 
   return static_cast<int>(std::min<int64_t>(pairs, int64_t{p.batch} * p.num_heads));
 }
 
-template <class In, class Out, int kHeadDim>
+template <class In, class Out, int kHeadDim, QueryTile kTile>
 cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
-  using Cfg = TileConfig<In, kHeadDim>;
+  using Cfg = TileConfig<In, kHeadDim, kTile>;
   KernelParams<Cfg> kp;
   kp.p = p;
   int m_blocks;
@@ -57,7 +57,12 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
   // Host-side attribute, not a stream operation: safe under graph capture.
   err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;
-  const int grid = std::min(kp.sched.num_tiles, sms);
+  // The persistent grid fills every CTA slot the SMs have: a host query,
+  // like the attribute above.
+  int ctas_per_sm = 0;
+  err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&ctas_per_sm, kernel, Cfg::kThreads, Cfg::kSmemBytes);
+  if (err != cudaSuccess) return err;
+  const int grid = std::min(kp.sched.num_tiles, sms * std::max(ctas_per_sm, 1));
   kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(kp);
   return cudaGetLastError();
 }

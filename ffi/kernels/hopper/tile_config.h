@@ -1,8 +1,9 @@
 // Tile shapes, shared-memory layouts and MMAs of the Hopper forward kernel.
 //
-// A CTA owns kBlockM = 128 query rows of one head: two consumer warpgroups
-// of 64 rows each, plus one producer warpgroup that issues the TMA loads.
-// K and V stream through kStages-deep shared-memory pipelines.
+// A CTA owns kBlockM query rows of one head: one or two consumer
+// warpgroups of 64 rows each (QueryTile), plus one producer warpgroup that
+// issues the TMA loads. K and V stream through kStages-deep shared-memory
+// pipelines.
 #pragma once
 
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -18,6 +19,7 @@
 #include "cutlass/arch/barrier.h"
 #include "cutlass/gemm/collective/builders/sm90_common.inl"
 #include "cutlass/pipeline/sm90_pipeline.hpp"
+#include "kernels/launch_fwd.h"
 
 namespace jax_fa3::hopper {
 
@@ -25,29 +27,40 @@ using namespace cute;
 
 // Key-tile width and pipeline depth per head-dim bucket. Wider key tiles
 // amortize the softmax's per-row work; the limit is the consumers'
-// registers (S, P and O fragments) and 227 KB of shared memory. FP8 tiles
-// are multiples of 32 keys (the K of an FP8 wgmma).
-template <int kHeadDim, int kElemBytes>
+// registers (S, P and O fragments) and 227 KB of shared memory per SM,
+// shared by two CTAs for QueryTile::kRows64. FP8 tiles are multiples of 32
+// keys (the K of an FP8 wgmma); the FP8 transpose needs 128 x 128 bytes.
+template <int kHeadDim, int kElemBytes, QueryTile kTile>
 struct KeyTiling;
 template <int kElemBytes>
-struct KeyTiling<64, kElemBytes> {
+struct KeyTiling<64, kElemBytes, QueryTile::kRows128> {
   static constexpr int kBlockN = 192;
   static constexpr int kStages = 3;  // 16-bit: 160 KB
 };
 template <int kElemBytes>
-struct KeyTiling<128, kElemBytes> {
+struct KeyTiling<128, kElemBytes, QueryTile::kRows128> {
   static constexpr int kBlockN = 128;
   static constexpr int kStages = 2;  // 16-bit: 160 KB
 };
 template <>
-struct KeyTiling<256, 2> {
+struct KeyTiling<256, 2, QueryTile::kRows128> {
   static constexpr int kBlockN = 80;
   static constexpr int kStages = 2;  // 224 KB
 };
 template <>
-struct KeyTiling<256, 1> {
+struct KeyTiling<256, 1, QueryTile::kRows128> {
   static constexpr int kBlockN = 64;
   static constexpr int kStages = 2;
+};
+template <>
+struct KeyTiling<128, 2, QueryTile::kRows64> {
+  static constexpr int kBlockN = 64;
+  static constexpr int kStages = 2;  // 96 KB
+};
+template <>
+struct KeyTiling<128, 1, QueryTile::kRows64> {
+  static constexpr int kBlockN = 128;
+  static constexpr int kStages = 2;  // 112 KB with the V^T buffers
 };
 
 // FP8 wgmma reads both operands K-major, but V arrives with keys as rows
@@ -76,15 +89,16 @@ struct VLayouts<cutlass::float_e4m3_t, kHeadDim, kBlockN, kStages> {
   static constexpr int kMmaSmemElems = cosize_v<Mma>;
 };
 
-template <class Element_, int kHeadDim_>
+template <class Element_, int kHeadDim_, QueryTile kTile = QueryTile::kRows128>
 struct TileConfig {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kConsumerWarpgroups = 2;
+  static constexpr int kConsumerWarpgroups = kTile == QueryTile::kRows128 ? 2 : 1;
+  static constexpr int kCtasPerSm = 3 - kConsumerWarpgroups;
   static constexpr int kRowsPerWarpgroup = 64;  // the M of one wgmma
   static constexpr int kBlockM = kRowsPerWarpgroup * kConsumerWarpgroups;
-  static constexpr int kBlockN = KeyTiling<kHeadDim, sizeof(Element)>::kBlockN;
-  static constexpr int kStages = KeyTiling<kHeadDim, sizeof(Element)>::kStages;
+  static constexpr int kBlockN = KeyTiling<kHeadDim, sizeof(Element), kTile>::kBlockN;
+  static constexpr int kStages = KeyTiling<kHeadDim, sizeof(Element), kTile>::kStages;
   static constexpr int kConsumerThreads = 128 * kConsumerWarpgroups;
   static constexpr int kThreads = kConsumerThreads + 128;
 
@@ -92,12 +106,18 @@ struct TileConfig {
   static constexpr bool kTransposeV = VLayout::kTranspose;
   // Producer warp 0 issues TMA; warps 1-3 transpose FP8 V.
   static constexpr int kTransposeThreads = 96;
-  // setmaxnreg budgets: 128 x 24 + 256 x 240 = 64,512 of 65,536 registers;
-  // the FP8 transpose needs more than 24 (128 x 40 + 256 x 232 = 64,512).
+  // setmaxnreg budgets: a CTA's launch allocation (65,536 / kCtasPerSm
+  // registers at the launch bound) split between the producer warpgroup
+  // and the consumers. The FP8 transpose needs more than 24 per producer
+  // thread. Two warpgroups: 128 x 24 + 256 x 240 = 64,512, FP8 128 x 40 +
+  // 256 x 232 = 64,512. One: 128 x (24 + 232) = 32,768, FP8 128 x (40 +
+  // 216) = 32,768.
   static constexpr int kProducerRegisters = kTransposeV ? 40 : 24;
-  static constexpr int kConsumerRegisters = kTransposeV ? 232 : 240;
+  static constexpr int kConsumerRegisters =
+      kConsumerWarpgroups == 2 ? (kTransposeV ? 232 : 240) : (kTransposeV ? 216 : 232);
+  static_assert(128 * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= 65536 / kCtasPerSm);
   // Warpgroups alternate their GEMM issue (see ConsumerMainloop::WaitTurn).
-  static constexpr bool kPingPong = true;
+  static constexpr bool kPingPong = kConsumerWarpgroups > 1;
   // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup; that keeps S
   // and P live together, which head dim 256's O fragment leaves no room for.
   static constexpr bool kIntraWarpgroupOverlap = kHeadDim <= 128;
@@ -155,7 +175,9 @@ struct TileConfig {
   static constexpr int kQBytes = kBlockM * kHeadDim * sizeof(Element);
   static constexpr int kKVTileBytes = kBlockN * kHeadDim * sizeof(Element);
   static constexpr int kSmemBytes = sizeof(SharedStorage);
-  static_assert(kSmemBytes <= 227 * 1024, "shared memory per block on sm_90");
+  // sm_90: 228 KB per SM, 1 KB of it reserved per CTA, at most 227 KB per CTA.
+  static_assert(kSmemBytes <= 227 * 1024 && kCtasPerSm * (kSmemBytes + 1024) <= 228 * 1024,
+                "shared memory per CTA on sm_90");
 };
 
 // Named-barrier ids (cutlass adds its reserved offset).
