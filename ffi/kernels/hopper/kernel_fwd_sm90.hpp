@@ -29,35 +29,33 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
       make_identity_tensor(Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{}));  // (MMA, MMA_M, MMA_N)
   Tensor cO_rc = make_tensor(cO.data(), RowColLayout(cO.layout()));                  // (rows, cols)
   OnlineSoftmaxSm90<2> softmax;
-  int q_uses = 0;
   // The first warpgroup issues first: the second opens its turn once.
   if (warpgroup == 1) ConsumerMainloop<Cfg>::PassTurn(warpgroup);
 
-  TileScheduler<Cfg::kBlockM> scheduler{p, kp.sched};
-  for (int t = blockIdx.x; t < kp.sched.num_tiles; t += gridDim.x) {
-    const TileInfo tile = scheduler.Decode(t);
+  // Tiles arrive in the producer's order, one per Q buffer (see Producer).
+  for (int q_uses = 0;; ++q_uses) {
+    const int q_buffer = q_uses % Cfg::kQStages;
+    ss.q_full[q_buffer].wait((q_uses / Cfg::kQStages) & 1);
+    const TileWork work = ss.work[q_buffer];
+    const TileInfo& tile = work.tile;
     if (!tile.valid) break;
-    const int kv_head = tile.head / p.head_group();
     ConsumerTile ct;
     ct.blocks = VisibleKeyBlocks<Cfg>(p, tile);
     ct.mask = Mask{tile.seq.seqlen_q, tile.seq.seqlen_k, p.window_left, p.window_right};
-    ct.scale = ScoreScale::Make(
-        p.softmax_scale * DescaleAt(p.q_descale, tile.batch, kv_head) * DescaleAt(p.k_descale, tile.batch, kv_head),
-        p.softcap);
+    ct.scale = ScoreScale::Make(p.softmax_scale * work.score_descale, p.softcap);
     ct.m0 = tile.m_block * Cfg::kBlockM;
     ct.wg_row0 = ct.m0 + warpgroup * Cfg::kRowsPerWarpgroup;
     ct.v_tail_row = VTailRow<Cfg>(p, tile, ct.blocks);
 
     softmax.Reset();
     clear(tOrO);
-    if (!ct.blocks.empty()) {
-      const int q_buffer = q_uses % Cfg::kQStages;
-      ss.q_full[q_buffer].wait((q_uses / Cfg::kQStages) & 1);
-      ++q_uses;
+    if (ct.blocks.empty()) {
+      ConsumerMainloop<Cfg>::ReleaseQuery(q_buffer);
+    } else {
       mainloop.Run(ss, pipe_k, pipe_v, ct, q_buffer, softmax, tOrO, tid);
     }
     float out_scale[2], lse[2];
-    softmax.Finalize(ct.scale.scale_log2, DescaleAt(p.v_descale, tile.batch, kv_head), out_scale, lse);
+    softmax.Finalize(ct.scale.scale_log2, work.v_descale, out_scale, lse);
     StoreTile<Cfg::kBlockM, Cfg::kHeadDim, Out>(p, tile, o_rc, cO_rc, out_scale, lse);
   }
 }

@@ -123,22 +123,26 @@ struct Producer {
     auto k_state = cutlass::make_producer_start_state<PipelineK>();
     auto v_state = cutlass::make_producer_start_state<PipelineV>();
     TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
-    int q_loads = 0;
-    for (int t = blockIdx.x; t < kp.sched.num_tiles; t += gridDim.x) {
-      const TileInfo tile = scheduler.Decode(t);
-      if (!tile.valid) break;
-      const KeyBlocks kb = VisibleKeyBlocks<Cfg>(kp.p, tile);
-      if (kb.empty()) continue;  // consumers write zeros without Q, K or V
-      // Q buffer b still holds an earlier tile's queries until the consumers say so.
+    for (int t = blockIdx.x, q_loads = 0;; t += gridDim.x, ++q_loads) {
+      const TileInfo tile = t < kp.sched.num_tiles ? scheduler.Decode(t) : TileInfo{};
+      // Q buffer b and work[b] hold an earlier tile until the consumers say so.
       const int q_buffer = q_loads % Cfg::kQStages;
       if (q_loads >= Cfg::kQStages) {
         cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
       }
-      ++q_loads;
+      const int kv_head = tile.head / kp.p.head_group();
+      const KeyBlocks kb = tile.valid ? VisibleKeyBlocks<Cfg>(kp.p, tile) : KeyBlocks{};
+      if (kb.empty()) {  // the end, or a tile whose consumers write zeros without Q, K or V
+        if (leader) {
+          ss.work[q_buffer] = TileWork{tile};
+          ss.q_full[q_buffer].arrive();
+        }
+        if (!tile.valid) break;
+        continue;
+      }
       Tensor sQ = make_tensor(make_smem_ptr(ss.q_buffer(q_buffer)), typename Cfg::SmemLayoutQ{});  // (M, D)
 
       const int b = kp.p.is_varlen() ? 0 : tile.batch;
-      const int kv_head = tile.head / kp.p.head_group();
       Tensor gQ = local_tile(domain_offset(make_coord(tile.seq.q_start, _0{}), mQ(_, _, tile.head, b)),
                              Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{},
                              make_coord(tile.m_block, _0{}));  // (M, D)
@@ -154,6 +158,9 @@ struct Producer {
                                       group_modes<0, 2>(gV));  // (TMA, key blocks), (TMA, stages)
       if (leader) {
         using BarrierWord = cutlass::arch::ClusterTransactionBarrier::ValueType;
+        ss.work[q_buffer] = TileWork{tile, DescaleAt(kp.p.q_descale, tile.batch, kv_head) *
+                                               DescaleAt(kp.p.k_descale, tile.batch, kv_head),
+                                     DescaleAt(kp.p.v_descale, tile.batch, kv_head)};
         ss.q_full[q_buffer].arrive_and_expect_tx(Cfg::kQBytes);
         copy(kp.tma_q.with(reinterpret_cast<BarrierWord&>(ss.q_full[q_buffer]), 0), tQg, tQs);
         for (int n = kb.hi - 1; n >= kb.lo; --n) {

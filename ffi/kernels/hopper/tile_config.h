@@ -19,6 +19,7 @@
 #include "cutlass/arch/barrier.h"
 #include "cutlass/gemm/collective/builders/sm90_common.inl"
 #include "cutlass/pipeline/sm90_pipeline.hpp"
+#include "kernels/hopper/tile_scheduler.hpp"
 #include "kernels/launch_fwd.h"
 
 namespace jax_fa3::hopper {
@@ -162,7 +163,10 @@ struct TileConfig {
     cute::array_aligned<Element, cosize_v<SmemLayoutK>, 1024> k;
     cute::array_aligned<Element, cosize_v<SmemLayoutVLoad>, 1024> v;
     cute::array_aligned<Element, kTransposeV ? VLayout::kMmaSmemElems : 1, 1024> vt;
+    // q_full[b] completes when buffer b's tile is published in work[b] and,
+    // for a tile with visible keys, its Q has landed.
     cutlass::arch::ClusterTransactionBarrier q_full[kQStages];
+    TileWork work[kQStages];
     typename PipelineK::SharedStorage pipeline_k;
     typename PipelineV::SharedStorage pipeline_v;
     typename PipelineVt::SharedStorage pipeline_vt;
@@ -184,7 +188,7 @@ struct TileConfig {
 enum class Barrier : uint32_t {
   kVTailZeroed = 1,     // both consumer warpgroups finished zeroing a V tail
   kTurnWarpgroup0 = 2,  // ping-pong turns; warpgroup 1 uses id 3
-  kQueryEmpty0 = 4,     // consumers are done with Q buffer b (id 4 + b); the producer may reload it
+  kQueryEmpty0 = 4,     // consumers are done with Q buffer b and work[b] (id 4 + b); the producer may reuse them
 };
 
 // e4m3, for the FP8 specializations.

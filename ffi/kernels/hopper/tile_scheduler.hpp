@@ -1,8 +1,10 @@
 // Persistent tile scheduler of the Hopper kernel.
 //
-// grid.x = min(tiles, SMs); CTA c walks tiles c, c + grid.x, ... Every warp
-// decodes a tile index by itself (deterministically), so the producer and the
-// consumers agree on the work without exchanging anything.
+// grid.x = min(tiles, CTA slots); CTA c walks tiles c, c + grid.x, ... The
+// TMA warp decodes each tile and publishes it (TileWork) with the tile's Q
+// buffer, so the consumers' per-tile chain starts without the scan below or
+// a global load; the FP8 transpose warps decode the same tiles themselves
+// (deterministically), off the consumers' critical path.
 //
 // Dense order: (batch, head) pairs are grouped in L2-sized sections; inside
 // a section the query block is the slow index (descending when the mask makes
@@ -30,6 +32,14 @@ struct TileInfo {
   int head = 0;
   int m_block = 0;
   bool valid = false;
+};
+
+// What the TMA warp publishes in shared memory for each tile it walks,
+// including tiles without visible keys; valid == false ends the walk.
+struct TileWork {
+  TileInfo tile;
+  float score_descale = 1.f;  // q_descale * k_descale
+  float v_descale = 1.f;
 };
 
 template <int kBlockM>
