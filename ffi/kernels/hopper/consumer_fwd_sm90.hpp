@@ -85,7 +85,7 @@ struct ConsumerMainloop {
     auto thr_pv = mma_pv.get_thread_slice(tid);
     Tensor sQ = make_tensor(make_smem_ptr(ss.q_buffer(q_buffer)), typename Cfg::SmemLayoutQ{});  // (M, D)
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Cfg::SmemLayoutK{});    // (N, D, stages)
-    Tensor sVt = make_tensor(make_smem_ptr(ss.v_mma()), typename Cfg::SmemLayoutVt{});  // (D, N, stages)
+    Tensor sVt = make_tensor(make_smem_ptr(ss.v_mma()), typename Cfg::SmemLayoutVt{});  // (D, N or more, stages)
     Tensor tSrQ = thr_qk.partition_fragment_A(sQ);                         // (MMA, MMA_M, MMA_K)
     Tensor tSrK = thr_qk.partition_fragment_B(sK);                         // (MMA, MMA_N, MMA_K, stages)
     Tensor tOrV = thr_pv.partition_fragment_B(sVt);                        // (MMA, MMA_N, MMA_K, stages)

@@ -60,8 +60,8 @@ struct KeyTiling<128, 2, QueryTile::kRows64> {
 };
 template <>
 struct KeyTiling<128, 1, QueryTile::kRows64> {
-  static constexpr int kBlockN = 128;
-  static constexpr int kStages = 2;  // 112 KB with the V^T buffers
+  static constexpr int kBlockN = 64;
+  static constexpr int kStages = 2;  // 80 KB with the V^T buffers
 };
 
 // FP8 wgmma reads both operands K-major, but V arrives with keys as rows
@@ -77,13 +77,17 @@ struct VLayouts {
   using Load = Mma;  // TMA writes V^T directly (global V viewed as (d, keys))
   static constexpr int kMmaSmemElems = 0;
 };
+// V^T rows are at least 128 keys (bytes) wide, so that both tiles use the
+// 128-byte swizzle the transpose addresses; a 64-key tile fills and
+// multiplies the first half of each row (the P V wgmma's k-blocks follow P).
 template <int kHeadDim, int kBlockN, int kStages>
 struct VLayouts<cutlass::float_e4m3_t, kHeadDim, kBlockN, kStages> {
   using Element = cutlass::float_e4m3_t;
   static constexpr bool kTranspose = true;
+  static constexpr int kVtKeys = kBlockN < 128 ? 128 : kBlockN;
   using Mma = decltype(tile_to_shape(
-      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kHeadDim>, Int<kBlockN>>(),
-      Shape<Int<kHeadDim>, Int<kBlockN>, Int<kStages>>{}));
+      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kHeadDim>, Int<kVtKeys>>(),
+      Shape<Int<kHeadDim>, Int<kVtKeys>, Int<kStages>>{}));
   using Load = decltype(tile_to_shape(
       cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kBlockN>, Int<kHeadDim>>(),
       Shape<Int<kBlockN>, Int<kHeadDim>, Int<kStages>>{}));
@@ -151,7 +155,7 @@ struct TileConfig {
       cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BlockN, HeadDim>(),
       Shape<BlockN, HeadDim, Stages>{}));
   using SmemLayoutVLoad = typename VLayout::Load;  // what TMA writes
-  using SmemLayoutVt = typename VLayout::Mma;      // what the P V wgmma reads, (D, N, stages)
+  using SmemLayoutVt = typename VLayout::Mma;      // what the P V wgmma reads, (D, N or more, stages)
 
   using PipelineK = cutlass::PipelineTmaAsync<kStages>;
   using PipelineV = cutlass::PipelineTmaAsync<kStages>;

@@ -89,11 +89,12 @@ template <class Cfg>
 struct VTransposer {
   using PipelineV = typename Cfg::PipelineV;
   using PipelineVt = typename Cfg::PipelineVt;
-  static constexpr int kStageBytes = Cfg::kBlockN * Cfg::kHeadDim;
-  static_assert(Cfg::kHeadDim == kSwizzleRowBytes && Cfg::kBlockN == kSwizzleRowBytes,
-                "the FP8 transpose addresses 128 x 128-byte tiles");
-  static_assert(IsSwizzled128(typename Cfg::SmemLayoutVLoad{}, Cfg::kBlockN, kStageBytes), "V tile layout");
-  static_assert(IsSwizzled128(typename Cfg::SmemLayoutVt{}, Cfg::kHeadDim, kStageBytes), "V^T tile layout");
+  static constexpr int kVStageBytes = Cfg::kBlockN * Cfg::kHeadDim;
+  static constexpr int kVtStageBytes = Cfg::kHeadDim * kSwizzleRowBytes;
+  static_assert(Cfg::kHeadDim == kSwizzleRowBytes && Cfg::kBlockN <= kSwizzleRowBytes && Cfg::kBlockN % 32 == 0,
+                "the FP8 transpose addresses tiles of 128-byte rows: 128 d x up to 128 keys");
+  static_assert(IsSwizzled128(typename Cfg::SmemLayoutVLoad{}, Cfg::kBlockN, kVStageBytes), "V tile layout");
+  static_assert(IsSwizzled128(typename Cfg::SmemLayoutVt{}, Cfg::kHeadDim, kVtStageBytes), "V^T tile layout");
 
   // sv: one landed (keys, d) stage; svt: one (d, keys) stage for the MMA.
   // Keys >= valid_keys become zeros, for the same reason as
@@ -145,7 +146,7 @@ struct VTransposer {
       for (int n = kb.hi - 1; n >= kb.lo; --n) {
         pipe_v.consumer_wait(read);
         pipe_vt.producer_acquire(write);
-        Stage(sv + read.index() * kStageBytes, svt + write.index() * kStageBytes,
+        Stage(sv + read.index() * kVStageBytes, svt + write.index() * kVtStageBytes,
               n == kb.hi - 1 && tail >= 0 ? tail : Cfg::kBlockN, tid);
         cutlass::arch::fence_view_async_shared();  // generic-proxy stores, read by wgmma's async proxy
         pipe_vt.producer_commit(write);
