@@ -1,25 +1,31 @@
-// Writes one consumer warpgroup's rows of O and LSE straight from registers.
+// Writes one consumer warpgroup's rows of O and LSE.
 //
-// Stores are predicated per row (rows past seqlen_q belong to the next
-// varlen sequence or to nothing) and per column pair (head dims below the
-// bucket width).
+// A warpgroup tile whose 64 rows all belong to the tile's sequence (or lie
+// past a dense tensor's end, which TMA clips) leaves through shared memory
+// and a TMA store that drains while the warpgroup starts its next tile; the
+// register path stored 4-byte pairs, 32 per thread, and the warpgroup
+// stalled on the store queue. Varlen tiles that end inside the next
+// sequence, head dim 256 (no shared memory left) and unaligned outputs
+// store from registers, predicated per row and per column pair. LSE is
+// always stored from registers.
 #pragma once
 
 #include "cute/tensor.hpp"
 #include "cutlass/array.h"
 #include "cutlass/numeric_conversion.h"
-#include "kernels/hopper/tile_scheduler.hpp"
+#include "kernels/hopper/mainloop_fwd_sm90.hpp"
 
 namespace jax_fa3::hopper {
 
 using namespace cute;
 
 // o and coord are (rows, cols) views of the O accumulator and of its
-// coordinates inside the tile; out_scale = 0 writes zeros.
+// coordinates inside the tile; out_scale = 0 writes zeros. With store_o
+// false only the LSE is written.
 template <int kBlockM, int kHeadDim, class Out, int kRows, class TO, class TC>
 __device__ __forceinline__ void StoreTile(const AttentionParams& p, const TileInfo& tile, const TO& o,
                                           const TC& coord, const float (&out_scale)[kRows],
-                                          const float (&lse)[kRows]) {
+                                          const float (&lse)[kRows], bool store_o) {
   static_assert(decltype(size<0>(o))::value == kRows);
   using Pair = cutlass::Array<Out, 2>;
   cutlass::NumericArrayConverter<Out, float, 2> convert;
@@ -35,18 +41,93 @@ __device__ __forceinline__ void StoreTile(const AttentionParams& p, const TileIn
     const int row = m0 + get<0>(coord(r, 0));
     if (row >= tile.seq.seqlen_q) continue;
     const int64_t token = tile.seq.q_start + row;
-    Out* dst = out + token * p.out_stride.row;
+    if (store_o) {
+      Out* dst = out + token * p.out_stride.row;
 #pragma unroll
-    for (int c = 0; c < size<1>(o); c += 2) {
-      const int offset = get<1>(coord(r, c)) - thread_col0;
-      cutlass::Array<float, 2> v;
-      v[0] = o(r, c) * out_scale[r];
-      v[1] = o(r, c + 1) * out_scale[r];
-      const Pair pair = convert(v);
-      if (full_width || thread_col0 + offset < p.head_dim) *reinterpret_cast<Pair*>(dst + offset) = pair;
+      for (int c = 0; c < size<1>(o); c += 2) {
+        const int offset = get<1>(coord(r, c)) - thread_col0;
+        cutlass::Array<float, 2> v;
+        v[0] = o(r, c) * out_scale[r];
+        v[1] = o(r, c + 1) * out_scale[r];
+        const Pair pair = convert(v);
+        if (full_width || thread_col0 + offset < p.head_dim) *reinterpret_cast<Pair*>(dst + offset) = pair;
+      }
     }
     if (threadIdx.x % 4 == 0) lse_out[token] = lse[r];
   }
 }
+
+template <class Cfg>
+struct TmaEpilogue {
+  using Out = typename Cfg::ElementOut;
+  static constexpr int kWarpgroupThreads = 128;
+
+  __device__ __forceinline__ static bool Takes(const KernelParams<Cfg>& kp, const TileInfo& tile, int wg_row0) {
+    if constexpr (!Cfg::kSmemEpilogue) {
+      return false;
+    } else {
+      return kp.o_tma && (!kp.p.is_varlen() || wg_row0 + Cfg::kRowsPerWarpgroup <= tile.seq.seqlen_q);
+    }
+  }
+
+  // Scales O by row, writes it to the warpgroup's buffer and issues its
+  // TMA store. tid: 0 .. kConsumerThreads-1, mma: the P V TiledMma.
+  template <class TiledMma, class TO>
+  __device__ __forceinline__ static void Store(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
+                                               const TileInfo& tile, const TiledMma& mma, const TO& tOrO,
+                                               const float (&out_scale)[2], int tid) {
+    const int warpgroup = tid / kWarpgroupThreads;
+    const bool issuer = tid % kWarpgroupThreads == 0;
+    const uint32_t barrier = uint32_t(Barrier::kEpilogue0) + warpgroup;
+    // The buffer still feeds this warpgroup's previous store until it is read.
+    if (issuer) tma_store_wait<0>();
+    cutlass::arch::NamedBarrier::sync(kWarpgroupThreads, barrier);
+
+    Tensor rO = make_tensor<Out>(tOrO.layout());                           // (MMA, MMA_M, MMA_N)
+    Tensor o_rc = make_tensor(tOrO.data(), RowColLayout(tOrO.layout()));   // (rows, cols)
+    Tensor r_rc = make_tensor(rO.data(), RowColLayout(rO.layout()));       // (rows, cols)
+    cutlass::NumericArrayConverter<Out, float, 2> convert;
+#pragma unroll
+    for (int r = 0; r < size<0>(o_rc); ++r) {
+#pragma unroll
+      for (int c = 0; c < size<1>(o_rc); c += 2) {
+        cutlass::Array<float, 2> v;
+        v[0] = o_rc(r, c) * out_scale[r];
+        v[1] = o_rc(r, c + 1) * out_scale[r];
+        const cutlass::Array<Out, 2> pair = convert(v);
+        r_rc(r, c) = pair[0];
+        r_rc(r, c + 1) = pair[1];
+      }
+    }
+    Tensor sO = make_tensor(make_smem_ptr(ss.o.data()), typename Cfg::SmemLayoutO{});  // (M, D)
+    auto copy_o = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Out>{}, mma);
+    auto thr_copy = copy_o.get_thread_slice(tid);
+    Tensor tOrR = thr_copy.retile_S(rO);     // (CPY, CPY_M, CPY_N)
+    Tensor tOsO = thr_copy.partition_D(sO);  // (CPY, CPY_M, CPY_N)
+    copy(copy_o, tOrR, tOsO);
+    cutlass::arch::fence_view_async_shared();  // generic-proxy stores, read by the TMA's async proxy
+    cutlass::arch::NamedBarrier::sync(kWarpgroupThreads, barrier);
+
+    if (issuer) {
+      using WarpgroupTile = Shape<Int<Cfg::kRowsPerWarpgroup>, typename Cfg::HeadDim>;
+      Tensor sOw = make_tensor(make_smem_ptr(ss.o.data() + warpgroup * cosize_v<typename Cfg::SmemLayoutOWarpgroup>),
+                               typename Cfg::SmemLayoutOWarpgroup{});  // (64, D)
+      Tensor mO = kp.tma_o.get_tma_tensor(kp.shape_q);               // (seqlen_q, d, heads, batch)
+      const int b = kp.p.is_varlen() ? 0 : tile.batch;
+      Tensor gO = local_tile(domain_offset(make_coord(tile.seq.q_start, _0{}), mO(_, _, tile.head, b)),
+                             WarpgroupTile{},
+                             make_coord(tile.m_block * Cfg::kConsumerWarpgroups + warpgroup, _0{}));  // (64, D)
+      auto [tOgT, tOsT] = tma_partition(kp.tma_o, _0{}, Layout<_1>{}, group_modes<0, 2>(sOw),
+                                        group_modes<0, 2>(gO));  // (TMA), (TMA)
+      copy(kp.tma_o, tOsT, tOgT);
+      tma_store_arrive();
+    }
+  }
+
+  // Before the CTA exits: its last stores must have read their buffers.
+  __device__ __forceinline__ static void Drain(int tid) {
+    if (Cfg::kSmemEpilogue && tid % kWarpgroupThreads == 0) tma_store_wait<0>();
+  }
+};
 
 }  // namespace jax_fa3::hopper

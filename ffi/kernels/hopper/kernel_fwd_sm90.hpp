@@ -14,7 +14,7 @@
 namespace jax_fa3::hopper {
 
 // The consumer warpgroups' tile loop: mainloop, then the epilogue.
-template <class Cfg, class Out>
+template <class Cfg>
 __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
                                              typename Cfg::PipelineK& pipe_k,
                                              typename ConsumerMainloop<Cfg>::PipelineV& pipe_v) {
@@ -56,11 +56,15 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
     }
     float out_scale[2], lse[2];
     softmax.Finalize(ct.scale.scale_log2, work.v_descale, out_scale, lse);
-    StoreTile<Cfg::kBlockM, Cfg::kHeadDim, Out>(p, tile, o_rc, cO_rc, out_scale, lse);
+    const bool tma_store = TmaEpilogue<Cfg>::Takes(kp, tile, ct.wg_row0);
+    if (tma_store) TmaEpilogue<Cfg>::Store(kp, ss, tile, mainloop.mma_pv, tOrO, out_scale, tid);
+    StoreTile<Cfg::kBlockM, Cfg::kHeadDim, typename Cfg::ElementOut>(p, tile, o_rc, cO_rc, out_scale, lse,
+                                                                     /*store_o=*/!tma_store);
   }
+  TmaEpilogue<Cfg>::Drain(tid);
 }
 
-template <class Cfg, class Out>
+template <class Cfg>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kCtasPerSm) AttentionFwdSm90(const __grid_constant__ KernelParams<Cfg> kp) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   auto& ss = *reinterpret_cast<typename Cfg::SharedStorage*>(smem_raw);
@@ -110,9 +114,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kCtasPerSm) AttentionFwdSm
   } else {
     cutlass::arch::warpgroup_reg_alloc<Cfg::kConsumerRegisters>();
     if constexpr (Cfg::kTransposeV) {
-      ConsumerLoop<Cfg, Out>(kp, ss, pipe_k, pipe_vt);
+      ConsumerLoop<Cfg>(kp, ss, pipe_k, pipe_vt);
     } else {
-      ConsumerLoop<Cfg, Out>(kp, ss, pipe_k, pipe_v);
+      ConsumerLoop<Cfg>(kp, ss, pipe_k, pipe_v);
     }
   }
 }

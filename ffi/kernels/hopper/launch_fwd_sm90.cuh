@@ -18,7 +18,7 @@ inline int SectionPairs(const AttentionParams& p, int elem_bytes, int l2_bytes) 
 
 template <class In, class Out, int kHeadDim, QueryTile kTile>
 cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
-  using Cfg = TileConfig<In, kHeadDim, kTile>;
+  using Cfg = TileConfig<In, Out, kHeadDim, kTile>;
   KernelParams<Cfg> kp;
   kp.p = p;
   int m_blocks;
@@ -52,8 +52,19 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
                            Shape<typename Cfg::BlockN, typename Cfg::HeadDim>{}, _1{});
   kp.tma_v = make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(typename Cfg::SmemLayoutVLoad{}),
                            typename VGlobal<Cfg>::Tile{}, _1{});
+  // TMA stores need 16-byte aligned addresses and strides; else O is stored
+  // from registers.
+  auto aligned16 = [](int64_t elems) { return elems * int64_t{sizeof(Out)} % 16 == 0; };
+  kp.o_tma = Cfg::kSmemEpilogue && reinterpret_cast<uintptr_t>(p.out) % 16 == 0 && aligned16(p.out_stride.row) &&
+             aligned16(p.out_stride.head) && aligned16(batch_stride(p.out_stride));
+  if (kp.o_tma) {
+    Tensor mO = make_tensor(make_gmem_ptr(static_cast<Out*>(p.out)), kp.shape_q,
+                            make_stride(p.out_stride.row, _1{}, p.out_stride.head, batch_stride(p.out_stride)));
+    kp.tma_o = make_tma_copy(SM90_TMA_STORE{}, mO, typename Cfg::SmemLayoutOWarpgroup{},
+                             Shape<Int<Cfg::kRowsPerWarpgroup>, typename Cfg::HeadDim>{}, _1{});
+  }
 
-  auto* kernel = &AttentionFwdSm90<Cfg, Out>;
+  auto* kernel = &AttentionFwdSm90<Cfg>;
   // Host-side attribute, not a stream operation: safe under graph capture.
   err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;

@@ -65,6 +65,10 @@ struct TmaTypes {
                                    Shape<typename Cfg::BlockN, typename Cfg::HeadDim>{}, _1{}));
   using V = decltype(make_tma_copy(SM90_TMA_LOAD{}, GTensor<typename VGlobal<Cfg>::Stride>{},
                                    take<0, 2>(typename Cfg::SmemLayoutVLoad{}), typename VGlobal<Cfg>::Tile{}, _1{}));
+  using GTensorO =
+      decltype(make_tensor(make_gmem_ptr(static_cast<typename Cfg::ElementOut*>(nullptr)), ShapeQKV{}, StrideQK{}));
+  using O = decltype(make_tma_copy(SM90_TMA_STORE{}, GTensorO{}, typename Cfg::SmemLayoutOWarpgroup{},
+                                   Shape<Int<Cfg::kRowsPerWarpgroup>, typename Cfg::HeadDim>{}, _1{}));
 };
 
 template <class Cfg>
@@ -74,7 +78,9 @@ struct KernelParams {
   typename TmaTypes<Cfg>::Q tma_q;
   typename TmaTypes<Cfg>::K tma_k;
   typename TmaTypes<Cfg>::V tma_v;
-  ShapeQKV shape_q;   // (seqlen_q, d, heads, batch)
+  typename TmaTypes<Cfg>::O tma_o;
+  bool o_tma = false;  // out's address and strides allow TMA stores
+  ShapeQKV shape_q;   // (seqlen_q, d, heads, batch); also out's
   ShapeQKV shape_k;   // (seqlen_k, d, heads_k, batch)
   ShapeQKV shape_v;   // VGlobal's view of V
 };

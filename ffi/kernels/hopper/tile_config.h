@@ -94,9 +94,10 @@ struct VLayouts<cutlass::float_e4m3_t, kHeadDim, kBlockN, kStages> {
   static constexpr int kMmaSmemElems = cosize_v<Mma>;
 };
 
-template <class Element_, int kHeadDim_, QueryTile kTile = QueryTile::kRows128>
+template <class Element_, class ElementOut_, int kHeadDim_, QueryTile kTile = QueryTile::kRows128>
 struct TileConfig {
   using Element = Element_;
+  using ElementOut = ElementOut_;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kConsumerWarpgroups = kTile == QueryTile::kRows128 ? 2 : 1;
   static constexpr int kCtasPerSm = 3 - kConsumerWarpgroups;
@@ -156,6 +157,25 @@ struct TileConfig {
       Shape<BlockN, HeadDim, Stages>{}));
   using SmemLayoutVLoad = typename VLayout::Load;  // what TMA writes
   using SmemLayoutVt = typename VLayout::Mma;      // what the P V wgmma reads, (D, N or more, stages)
+  // One warpgroup's O tile, what its TMA store reads; the CTA's tile stacks
+  // the warpgroups' along M.
+  using SmemLayoutOWarpgroup = decltype(tile_to_shape(
+      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, ElementOut, Int<kRowsPerWarpgroup>,
+                                                          HeadDim>(),
+      Shape<Int<kRowsPerWarpgroup>, HeadDim>{}));
+  using SmemLayoutO = decltype(tile_to_shape(SmemLayoutOWarpgroup{}, Shape<BlockM, HeadDim>{}));
+
+  // sm_90: 228 KB per SM, 1 KB of it reserved per CTA, at most 227 KB per CTA.
+  static constexpr int kSmemBudget = 228 * 1024 / kCtasPerSm - 1024;
+  static constexpr int kPipelineSmemBytes =
+      (cosize_v<SmemLayoutQ> * kQStages + cosize_v<SmemLayoutK> + cosize_v<SmemLayoutVLoad> +
+       VLayout::kMmaSmemElems) * int(sizeof(Element));
+  static constexpr int kBarrierSmemBytes = 2048;  // barriers, TileWork, an unused V^T placeholder (1 KB aligned each)
+  // O leaves through shared memory and a TMA store (the warpgroup moves on
+  // while it drains) where there is room: not at head dim 256, nor for
+  // 16-bit 64-row tiles (two CTAs per SM).
+  static constexpr bool kSmemEpilogue =
+      kPipelineSmemBytes + cosize_v<SmemLayoutO> * int(sizeof(ElementOut)) + kBarrierSmemBytes <= kSmemBudget;
 
   using PipelineK = cutlass::PipelineTmaAsync<kStages>;
   using PipelineV = cutlass::PipelineTmaAsync<kStages>;
@@ -167,6 +187,7 @@ struct TileConfig {
     cute::array_aligned<Element, cosize_v<SmemLayoutK>, 1024> k;
     cute::array_aligned<Element, cosize_v<SmemLayoutVLoad>, 1024> v;
     cute::array_aligned<Element, kTransposeV ? VLayout::kMmaSmemElems : 1, 1024> vt;
+    cute::array_aligned<ElementOut, kSmemEpilogue ? cosize_v<SmemLayoutO> : 1, 1024> o;
     // q_full[b] completes when buffer b's tile is published in work[b] and,
     // for a tile with visible keys, its Q has landed.
     cutlass::arch::ClusterTransactionBarrier q_full[kQStages];
@@ -183,9 +204,7 @@ struct TileConfig {
   static constexpr int kQBytes = kBlockM * kHeadDim * sizeof(Element);
   static constexpr int kKVTileBytes = kBlockN * kHeadDim * sizeof(Element);
   static constexpr int kSmemBytes = sizeof(SharedStorage);
-  // sm_90: 228 KB per SM, 1 KB of it reserved per CTA, at most 227 KB per CTA.
-  static_assert(kSmemBytes <= 227 * 1024 && kCtasPerSm * (kSmemBytes + 1024) <= 228 * 1024,
-                "shared memory per CTA on sm_90");
+  static_assert(kSmemBytes <= kSmemBudget, "shared memory per CTA on sm_90");
 };
 
 // Named-barrier ids (cutlass adds its reserved offset).
@@ -193,6 +212,7 @@ enum class Barrier : uint32_t {
   kVTailZeroed = 1,     // both consumer warpgroups finished zeroing a V tail
   kTurnWarpgroup0 = 2,  // ping-pong turns; warpgroup 1 uses id 3
   kQueryEmpty0 = 4,     // consumers are done with Q buffer b and work[b] (id 4 + b); the producer may reuse them
+  kEpilogue0 = 6,       // a warpgroup's O buffer is free / written (warpgroup 1 uses id 7)
 };
 
 // e4m3, for the FP8 specializations.
