@@ -111,74 +111,108 @@ __device__ __forceinline__ int VTailRow(const AttentionParams& p, const TileInfo
   return (p.is_varlen() || p.seqused_k != nullptr) && tail_keys < Cfg::kBlockN ? tail_keys : -1;
 }
 
-// One warp; lane 0 issues every TMA and drives the pipelines.
+// One warp; lane 0 issues every TMA and drives the pipelines. Each tile is
+// published with its Q one tile ahead of its K/V loads when there are two Q
+// buffers: the next tile's Q then lands while this tile's keys stream,
+// instead of queuing behind them.
 template <class Cfg>
 struct Producer {
   using PipelineK = typename Cfg::PipelineK;
   using PipelineV = typename Cfg::PipelineV;
+  static constexpr int kLookahead = Cfg::kQStages - 1;
 
-  __device__ __forceinline__ static void Run(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss, PipelineK& pipe_k,
-                             PipelineV& pipe_v) {
-    const bool leader = threadIdx.x % 32 == 0;
-    Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Cfg::SmemLayoutK{});    // (N, D, stages)
+  // A published tile, for its K/V loads.
+  struct Pending {
+    TileInfo tile;
+    KeyBlocks blocks;
+  };
+
+  // Decodes the CTA's tile number `index`, waits for its Q buffer, publishes
+  // it in work[] and loads its Q (the end of the walk is published too).
+  __device__ __forceinline__ static Pending Publish(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
+                                                    TileScheduler<Cfg::kBlockM>& scheduler, int index, bool leader) {
+    const int t = blockIdx.x + index * gridDim.x;
+    const TileInfo tile = t < kp.sched.num_tiles ? scheduler.Decode(t) : TileInfo{};
+    // Q buffer b and work[b] hold an earlier tile until the consumers say so.
+    const int q_buffer = index % Cfg::kQStages;
+    if (index >= Cfg::kQStages) {
+      cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
+    }
+    const KeyBlocks kb = tile.valid ? VisibleKeyBlocks<Cfg>(kp.p, tile) : KeyBlocks{};
+    if (kb.empty()) {  // the end, or a tile whose consumers write zeros without Q, K or V
+      if (leader) {
+        ss.work[q_buffer] = TileWork{tile};
+        ss.q_full[q_buffer].arrive();
+      }
+      return {tile, kb};
+    }
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q_buffer(q_buffer)), typename Cfg::SmemLayoutQ{});  // (M, D)
+    Tensor mQ = kp.tma_q.get_tma_tensor(kp.shape_q);  // (seqlen_q, d, heads, batch)
+    const int b = kp.p.is_varlen() ? 0 : tile.batch;
+    Tensor gQ = local_tile(domain_offset(make_coord(tile.seq.q_start, _0{}), mQ(_, _, tile.head, b)),
+                           Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{},
+                           make_coord(tile.m_block, _0{}));  // (M, D)
+    auto [tQg, tQs] = tma_partition(kp.tma_q, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ),
+                                    group_modes<0, 2>(gQ));  // (TMA), (TMA)
+    if (leader) {
+      using BarrierWord = cutlass::arch::ClusterTransactionBarrier::ValueType;
+      const int kv_head = tile.head / kp.p.head_group();
+      ss.work[q_buffer] = TileWork{tile, DescaleAt(kp.p.q_descale, tile.batch, kv_head) *
+                                             DescaleAt(kp.p.k_descale, tile.batch, kv_head),
+                                   DescaleAt(kp.p.v_descale, tile.batch, kv_head)};
+      ss.q_full[q_buffer].arrive_and_expect_tx(Cfg::kQBytes);
+      copy(kp.tma_q.with(reinterpret_cast<BarrierWord&>(ss.q_full[q_buffer]), 0), tQg, tQs);
+    }
+    return {tile, kb};
+  }
+
+  // The tile's K and V blocks, last first, into the stage rings.
+  template <class KState, class VState>
+  __device__ __forceinline__ static void LoadKV(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
+                                                PipelineK& pipe_k, PipelineV& pipe_v, KState& k_state,
+                                                VState& v_state, const Pending& work, bool leader) {
+    if (work.blocks.empty()) return;
+    const TileInfo& tile = work.tile;
+    Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Cfg::SmemLayoutK{});      // (N, D, stages)
     Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Cfg::SmemLayoutVLoad{});  // VGlobal tile, stages
-    Tensor mQ = kp.tma_q.get_tma_tensor(kp.shape_q);    // (seqlen_q, d, heads, batch)
-    Tensor mK = kp.tma_k.get_tma_tensor(kp.shape_k);    // (seqlen_k, d, heads_k, batch)
-    Tensor mV = kp.tma_v.get_tma_tensor(kp.shape_v);    // VGlobal view
+    Tensor mK = kp.tma_k.get_tma_tensor(kp.shape_k);  // (seqlen_k, d, heads_k, batch)
+    Tensor mV = kp.tma_v.get_tma_tensor(kp.shape_v);  // VGlobal view
+    const int b = kp.p.is_varlen() ? 0 : tile.batch;
+    const int kv_head = tile.head / kp.p.head_group();
+    Tensor gK = local_tile(domain_offset(make_coord(tile.seq.k_start, _0{}), mK(_, _, kv_head, b)),
+                           Shape<typename Cfg::BlockN, typename Cfg::HeadDim>{},
+                           make_coord(_, _0{}));                                 // (N, D, key blocks)
+    Tensor gV = VGlobal<Cfg>::Tiles(mV(_, _, kv_head, b), tile.seq.k_start);  // (tile, key blocks)
+    auto [tKg, tKs] = tma_partition(kp.tma_k, _0{}, Layout<_1>{}, group_modes<0, 2>(sK),
+                                    group_modes<0, 2>(gK));  // (TMA, key blocks), (TMA, stages)
+    auto [tVg, tVs] = tma_partition(kp.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV),
+                                    group_modes<0, 2>(gV));  // (TMA, key blocks), (TMA, stages)
+    if (leader) {
+      for (int n = work.blocks.hi - 1; n >= work.blocks.lo; --n) {
+        pipe_k.producer_acquire(k_state);
+        copy(kp.tma_k.with(*pipe_k.producer_get_barrier(k_state), 0), tKg(_, n), tKs(_, k_state.index()));
+        ++k_state;
+        pipe_v.producer_acquire(v_state);
+        copy(kp.tma_v.with(*pipe_v.producer_get_barrier(v_state), 0), tVg(_, n), tVs(_, v_state.index()));
+        ++v_state;
+      }
+    }
+    __syncwarp();
+  }
 
+  __device__ __forceinline__ static void Run(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
+                                             PipelineK& pipe_k, PipelineV& pipe_v) {
+    const bool leader = threadIdx.x % 32 == 0;
     auto k_state = cutlass::make_producer_start_state<PipelineK>();
     auto v_state = cutlass::make_producer_start_state<PipelineV>();
     TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
-    for (int t = blockIdx.x, q_loads = 0;; t += gridDim.x, ++q_loads) {
-      const TileInfo tile = t < kp.sched.num_tiles ? scheduler.Decode(t) : TileInfo{};
-      // Q buffer b and work[b] hold an earlier tile until the consumers say so.
-      const int q_buffer = q_loads % Cfg::kQStages;
-      if (q_loads >= Cfg::kQStages) {
-        cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
-      }
-      const int kv_head = tile.head / kp.p.head_group();
-      const KeyBlocks kb = tile.valid ? VisibleKeyBlocks<Cfg>(kp.p, tile) : KeyBlocks{};
-      if (kb.empty()) {  // the end, or a tile whose consumers write zeros without Q, K or V
-        if (leader) {
-          ss.work[q_buffer] = TileWork{tile};
-          ss.q_full[q_buffer].arrive();
-        }
-        if (!tile.valid) break;
-        continue;
-      }
-      Tensor sQ = make_tensor(make_smem_ptr(ss.q_buffer(q_buffer)), typename Cfg::SmemLayoutQ{});  // (M, D)
-
-      const int b = kp.p.is_varlen() ? 0 : tile.batch;
-      Tensor gQ = local_tile(domain_offset(make_coord(tile.seq.q_start, _0{}), mQ(_, _, tile.head, b)),
-                             Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{},
-                             make_coord(tile.m_block, _0{}));  // (M, D)
-      Tensor gK = local_tile(domain_offset(make_coord(tile.seq.k_start, _0{}), mK(_, _, kv_head, b)),
-                             Shape<typename Cfg::BlockN, typename Cfg::HeadDim>{},
-                             make_coord(_, _0{}));  // (N, D, key blocks)
-      Tensor gV = VGlobal<Cfg>::Tiles(mV(_, _, kv_head, b), tile.seq.k_start);  // (tile, key blocks)
-      auto [tQg, tQs] = tma_partition(kp.tma_q, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ),
-                                      group_modes<0, 2>(gQ));  // (TMA), (TMA)
-      auto [tKg, tKs] = tma_partition(kp.tma_k, _0{}, Layout<_1>{}, group_modes<0, 2>(sK),
-                                      group_modes<0, 2>(gK));  // (TMA, key blocks), (TMA, stages)
-      auto [tVg, tVs] = tma_partition(kp.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV),
-                                      group_modes<0, 2>(gV));  // (TMA, key blocks), (TMA, stages)
-      if (leader) {
-        using BarrierWord = cutlass::arch::ClusterTransactionBarrier::ValueType;
-        ss.work[q_buffer] = TileWork{tile, DescaleAt(kp.p.q_descale, tile.batch, kv_head) *
-                                               DescaleAt(kp.p.k_descale, tile.batch, kv_head),
-                                     DescaleAt(kp.p.v_descale, tile.batch, kv_head)};
-        ss.q_full[q_buffer].arrive_and_expect_tx(Cfg::kQBytes);
-        copy(kp.tma_q.with(reinterpret_cast<BarrierWord&>(ss.q_full[q_buffer]), 0), tQg, tQs);
-        for (int n = kb.hi - 1; n >= kb.lo; --n) {
-          pipe_k.producer_acquire(k_state);
-          copy(kp.tma_k.with(*pipe_k.producer_get_barrier(k_state), 0), tKg(_, n), tKs(_, k_state.index()));
-          ++k_state;
-          pipe_v.producer_acquire(v_state);
-          copy(kp.tma_v.with(*pipe_v.producer_get_barrier(v_state), 0), tVg(_, n), tVs(_, v_state.index()));
-          ++v_state;
-        }
-      }
-      __syncwarp();
+    static_assert(kLookahead <= 1, "one pending tile is held");
+    Pending next = Publish(kp, ss, scheduler, 0, leader);
+    for (int index = 0; next.tile.valid; ++index) {
+      const Pending current = next;
+      if constexpr (kLookahead == 1) next = Publish(kp, ss, scheduler, index + 1, leader);
+      LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, leader);
+      if constexpr (kLookahead == 0) next = Publish(kp, ss, scheduler, index + 1, leader);
     }
     // The CTA must not exit while its TMA writes are in flight.
     if (leader) {

@@ -6,11 +6,13 @@
 // a global load; the FP8 transpose warps decode the same tiles themselves
 // (deterministically), off the consumers' critical path.
 //
-// Dense order: (batch, head) pairs are grouped in L2-sized sections; inside
-// a section the query block is the slow index (descending when the mask makes
-// later blocks longer, so the longest tiles start first) and the pair the
-// fast one, so concurrent CTAs share K/V in L2 (GQA heads of one KV head are
-// adjacent). Varlen: tile = query block * heads + head, query blocks counted
+// Dense order without a causal or window mask: the query block is the fast
+// index, so the CTAs that read one (batch, head)'s K/V run at the same time
+// (one DRAM read, the rest L2 hits; GQA heads of one KV head are adjacent
+// pairs). With a mask, longest tiles first: (batch, head) pairs are grouped
+// in L2-sized sections, inside which the query block is the slow index
+// (descending, as later blocks see more keys) and the pair the fast one.
+// Varlen: tile = query block * heads + head, query blocks counted
 // over the virtual sequences of seqlen.h by a warp prefix scan over
 // cu_seqlens on the device, resumed where the previous tile stopped.
 #pragma once
@@ -64,16 +66,22 @@ struct TileScheduler {
  private:
   __device__ __forceinline__ TileInfo DecodeDense(int t) const {
     TileInfo info;
-    const int pairs = p.batch * p.num_heads;
-    const int per_section = s.section * s.num_m_blocks;
-    const int section = t / per_section;
-    const int r = t - section * per_section;
-    const int pairs_here = min(s.section, pairs - section * s.section);
-    const int m_index = r / pairs_here;
-    const int pair = section * s.section + (r - m_index * pairs_here);
+    int pair;
+    if (s.longest_first) {
+      const int pairs = p.batch * p.num_heads;
+      const int per_section = s.section * s.num_m_blocks;
+      const int section = t / per_section;
+      const int r = t - section * per_section;
+      const int pairs_here = min(s.section, pairs - section * s.section);
+      const int m_index = r / pairs_here;
+      pair = section * s.section + (r - m_index * pairs_here);
+      info.m_block = s.num_m_blocks - 1 - m_index;
+    } else {
+      pair = t / s.num_m_blocks;
+      info.m_block = t - pair * s.num_m_blocks;
+    }
     info.batch = pair / p.num_heads;
     info.head = pair - info.batch * p.num_heads;
-    info.m_block = s.longest_first ? s.num_m_blocks - 1 - m_index : m_index;
     info.seq = GetSeqInfo(p, info.batch);
     info.valid = true;
     return info;
