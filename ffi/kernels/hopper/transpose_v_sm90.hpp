@@ -138,7 +138,7 @@ struct VTransposer {
     typename PipelineV::PipelineState read;
     auto write = cutlass::make_producer_start_state<PipelineVt>();
     TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
-    for (int t = blockIdx.x; t < kp.sched.num_tiles; t += gridDim.x) {
+    for (int index = 0, t = scheduler.TileOfCta(0); t < kp.sched.num_tiles; t = scheduler.TileOfCta(++index)) {
       const TileInfo tile = scheduler.Decode(t);
       if (!tile.valid) break;
       const KeyBlocks kb = VisibleKeyBlocks<Cfg>(kp.p, tile);
