@@ -3,22 +3,10 @@
 #pragma once
 
 #include "kernels/hopper/kernel_fwd_sm90.hpp"
+#include "kernels/hopper/tile_order.h"
 #include "kernels/launch_fwd.h"
 
 namespace jax_fa3::hopper {
-
-// (batch, head) pairs whose K and V fit in an eighth of L2 form one section
-// of the longest-first (masked) order, so K/V re-reads by a section's query
-// blocks hit L2 while Q and O stream past. Measured on an H100 (bf16 causal
-// d128, TFLOP/s at s512 / 2048 / 8192): L2/2 228 / 400 / 530, L2/8 280 /
-// 499 / 575, L2/32 247 / 449 / 576. The query heads of one KV head share
-// its K/V.
-inline int SectionPairs(const AttentionParams& p, int elem_bytes, int l2_bytes) {
-  constexpr int kL2Fraction = 8;
-  const int64_t kv_bytes = 2ll * p.seqlen_k * p.head_dim * elem_bytes / p.head_group();
-  const int64_t pairs = std::max<int64_t>(1, (l2_bytes / kL2Fraction) / std::max<int64_t>(kv_bytes, 1));
-  return static_cast<int>(std::min<int64_t>(pairs, int64_t{p.batch} * p.num_heads));
-}
 
 template <class In, class Out, int kHeadDim, QueryTile kTile>
 cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
@@ -36,7 +24,6 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device);
   if (err != cudaSuccess) return err;
-  kp.sched.section = SectionPairs(p, sizeof(In), l2_bytes);
 
   // Varlen tensors are one sequence of all tokens; the batch mode is 1.
   const int batch = p.is_varlen() ? 1 : p.batch;
@@ -78,6 +65,12 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
   err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&ctas_per_sm, kernel, Cfg::kThreads, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;
   const int grid = std::min(kp.sched.num_tiles, sms * std::max(ctas_per_sm, 1));
+  if (kp.sched.longest_first && !p.is_varlen()) {
+    const TileOrder order =
+        ChooseTileOrder(p, Cfg::kBlockM, Cfg::kBlockN, sizeof(In), l2_bytes, m_blocks, grid);
+    kp.sched.section = order.section;
+    kp.sched.snake = order.snake;
+  }
   kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(kp);
   return cudaGetLastError();
 }

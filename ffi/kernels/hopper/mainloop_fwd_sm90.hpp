@@ -131,7 +131,7 @@ struct Producer {
   // it in work[] and loads its Q (the end of the walk is published too).
   __device__ __forceinline__ static Pending Publish(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
                                                     TileScheduler<Cfg::kBlockM>& scheduler, int index, bool leader) {
-    const int t = TileScheduler<Cfg::kBlockM>::TileOfCta(index);
+    const int t = scheduler.TileOfCta(index);
     const TileInfo tile = t < kp.sched.num_tiles ? scheduler.Decode(t) : TileInfo{};
     // Q buffer b and work[b] hold an earlier tile until the consumers say so.
     const int q_buffer = index % Cfg::kQStages;

@@ -1,10 +1,8 @@
 // Persistent tile scheduler of the Hopper kernel.
 //
-// grid.x = min(tiles, CTA slots); CTA c takes one tile of each wave of
-// grid.x tiles, c in even waves and grid.x - 1 - c in odd ones: in the
-// longest-first order a CTA that drew a long tile then draws a short one,
-// where a plain stride let the CTA index line up with the query block
-// (bf16 causal s16384 b1: 429 TFLOP/s, one CTA ~3x another's work). The
+// grid.x = min(tiles, CTA slots); CTA c takes tile c of each wave of grid.x
+// tiles, or (snake, chosen on the host: tile_order.h) grid.x - 1 - c in odd
+// waves, so that a CTA that drew a long tile draws a short one next. The
 // TMA warp decodes each tile and publishes it (TileWork) with the tile's Q
 // buffer, so the consumers' per-tile chain starts without the scan below or
 // a global load; the FP8 transpose warps decode the same tiles themselves
@@ -28,8 +26,9 @@ namespace jax_fa3::hopper {
 struct SchedulerParams {
   int num_tiles = 0;     // dense: exact; varlen: an upper bound for any cu_seqlens
   int num_m_blocks = 0;  // dense only
-  int section = 1;       // (batch, head) pairs per L2 section, dense only
+  int section = 1;       // (batch, head) pairs per L2 section, longest-first only
   bool longest_first = false;
+  bool snake = false;    // odd waves hand out their tiles in reverse
 };
 
 struct TileInfo {
@@ -57,8 +56,8 @@ struct TileScheduler {
   int base = 0;
 
   // The CTA's index-th tile (increasing in index, as DecodeVarlen needs).
-  __device__ __forceinline__ static int TileOfCta(int index) {
-    const int slot = index % 2 == 0 ? blockIdx.x : gridDim.x - 1 - blockIdx.x;
+  __device__ __forceinline__ int TileOfCta(int index) const {
+    const int slot = s.snake && index % 2 == 1 ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
     return index * gridDim.x + slot;
   }
 
