@@ -53,15 +53,11 @@ struct KeyTiling<256, 1, QueryTile::kRows128> {
   static constexpr int kBlockN = 64;
   static constexpr int kStages = 2;
 };
-template <>
-struct KeyTiling<128, 2, QueryTile::kRows64> {
+// Short sequences (the 64-row tile's use) have few keys per block, too.
+template <int kElemBytes>
+struct KeyTiling<128, kElemBytes, QueryTile::kRows64> {
   static constexpr int kBlockN = 64;
-  static constexpr int kStages = 2;  // 96 KB
-};
-template <>
-struct KeyTiling<128, 1, QueryTile::kRows64> {
-  static constexpr int kBlockN = 64;
-  static constexpr int kStages = 2;  // 80 KB with the V^T buffers
+  static constexpr int kStages = 2;  // 16-bit: 96 KB; FP8 with the V^T buffers: 80 KB
 };
 
 // FP8 wgmma reads both operands K-major, but V arrives with keys as rows
