@@ -79,13 +79,14 @@ inline TileOrder ChooseTileOrder(const AttentionParams& p, int block_m, int bloc
   const TileOrder candidates[] = {{l2_section, false}, {l2_section, true},
                                   {std::max(l2_section, wave_section), false},
                                   {std::max(l2_section, wave_section), true}};
-  double best = 1e30;
-  for (const TileOrder& c : candidates) best = std::min(best, OrderImbalance(cost, pairs, c, grid));
+  constexpr int kCandidates = sizeof(candidates) / sizeof(candidates[0]);
+  double imbalance[kCandidates];
+  for (int i = 0; i < kCandidates; ++i) imbalance[i] = OrderImbalance(cost, pairs, candidates[i], grid);
+  const double best = *std::min_element(imbalance, imbalance + kCandidates);
   constexpr double kTolerance = 1.02;
-  for (const TileOrder& c : candidates) {
-    if (OrderImbalance(cost, pairs, c, grid) <= best * kTolerance) return c;
-  }
-  return candidates[0];
+  int chosen = 0;
+  while (imbalance[chosen] > best * kTolerance) ++chosen;
+  return candidates[chosen];
 }
 
 }  // namespace jax_fa3::hopper

@@ -57,8 +57,8 @@ __device__ __forceinline__ void PackP8(const TS& s, TP& p) {
 
 // Byte offset of (row, col) in a tile of 128-byte rows under the 128-byte
 // swizzle (16-byte chunk index XOR row % 8): the layout ss_smem_selector
-// gives both the FP8 V tile (keys x d) and V^T (d x keys) at head dim 128
-// with 128 keys per stage; VTransposer checks that at compile time. Written
+// gives both the FP8 V tile (keys x d) and V^T (d x keys, rows of 128 keys)
+// at head dim 128; VTransposer checks that at compile time. Written
 // out, a unit's 16 store addresses are 8 XORs plus immediate offsets; through
 // the generic layout every access cost ~20 integer instructions, which made
 // the transpose warps the FP8 kernel's bottleneck.
