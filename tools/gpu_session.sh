@@ -18,9 +18,9 @@ fi
 echo "build: $(( $(date +%s) - start )) s"
 grep -E "Potential Performance Loss|spill stores|C7517|C7508" "$OUT/build.log" | grep -v " 0 bytes spill stores" | sort | uniq -c | head -20
 if command -v cuobjdump > /dev/null; then
-  for obj in $(find build -name "fwd_sm90_*.o" | head -6); do
+  for obj in $(find build -name "fwd_sm90_*.o"); do
     sass=$(cuobjdump --dump-sass "$obj")
-    echo "$(basename "$obj"): HGMMA $(grep -c HGMMA <<< "$sass"), local ld/st $(grep -cE "\b(LDL|STL)\b" <<< "$sass")"
+    echo "$(basename "$obj"): HGMMA $(grep -c HGMMA <<< "$sass"), QGMMA $(grep -c QGMMA <<< "$sass"), local ld/st $(grep -cE "\b(LDL|STL)\b" <<< "$sass")"
     grep -E "\b(LDL|STL)\b" <<< "$sass" | head -3
   done
 fi

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <type_traits>
 
 #include "cutlass/numeric_types.h"
 #include "kernels/hopper/supported.h"
@@ -34,8 +33,6 @@ bool HopperTakes(const AttentionParams& p) {
   constexpr int kDecodeRows = 16;
   if (p.is_kvcache() || p.pack_gqa || p.split.num_splits > 1) return false;
   if (!p.is_varlen() && p.seqlen_q <= kDecodeRows) return false;
-  // FP8 is instantiated for the 128 bucket only (see generate_instantiations.py).
-  if (p.in_dtype == DType::kF8E4M3 && (p.head_dim <= 64 || p.head_dim > 128)) return false;
   return hopper::Supported(p) && !ForcedPortable() && OnSm90();
 }
 
@@ -52,14 +49,12 @@ hopper::QueryTile ChooseQueryTile(const AttentionParams& p) {
 }
 
 // The 64-row tile is built for the head-dim 128 bucket only (see
-// generate_instantiations.py); FP8 for that bucket only.
+// generate_instantiations.py).
 template <class In, class Out>
 cudaError_t DispatchHopper(const AttentionParams& p, cudaStream_t stream) {
   using hopper::QueryTile;
-  if constexpr (!std::is_same_v<In, cutlass::float_e4m3_t>) {  // FP8: HopperTakes leaves bucket 128 only
-    if (p.head_dim <= 64) return hopper::LaunchFwd<In, Out, 64, QueryTile::kRows128>(p, stream);
-    if (p.head_dim > 128) return hopper::LaunchFwd<In, Out, 256, QueryTile::kRows128>(p, stream);
-  }
+  if (p.head_dim <= 64) return hopper::LaunchFwd<In, Out, 64, QueryTile::kRows128>(p, stream);
+  if (p.head_dim > 128) return hopper::LaunchFwd<In, Out, 256, QueryTile::kRows128>(p, stream);
   return ChooseQueryTile(p) == QueryTile::kRows64 ? hopper::LaunchFwd<In, Out, 128, QueryTile::kRows64>(p, stream)
                                                   : hopper::LaunchFwd<In, Out, 128, QueryTile::kRows128>(p, stream);
 }

@@ -30,7 +30,7 @@ using namespace cute;
 // amortize the softmax's per-row work; the limit is the consumers'
 // registers (S, P and O fragments) and 227 KB of shared memory per SM,
 // shared by two CTAs for QueryTile::kRows64. FP8 tiles are multiples of 32
-// keys (the K of an FP8 wgmma); the FP8 transpose needs 128 x 128 bytes.
+// keys (the K of an FP8 wgmma).
 template <int kHeadDim, int kElemBytes, QueryTile kTile>
 struct KeyTiling;
 template <int kElemBytes>
@@ -51,13 +51,13 @@ struct KeyTiling<256, 2, QueryTile::kRows128> {
 template <>
 struct KeyTiling<256, 1, QueryTile::kRows128> {
   static constexpr int kBlockN = 64;
-  static constexpr int kStages = 2;
+  static constexpr int kStages = 2;  // 128 KB with the V^T buffers, 192 KB with O's
 };
 // Short sequences (the 64-row tile's use) have few keys per block, too.
 template <int kElemBytes>
 struct KeyTiling<128, kElemBytes, QueryTile::kRows64> {
   static constexpr int kBlockN = 64;
-  static constexpr int kStages = 2;  // 16-bit: 96 KB; FP8 with the V^T buffers: 80 KB
+  static constexpr int kStages = 2;  // 16-bit: 96 KB; FP8 with the V^T buffers: 64 KB
 };
 
 // FP8 wgmma reads both operands K-major, but V arrives with keys as rows
@@ -73,14 +73,13 @@ struct VLayouts {
   using Load = Mma;  // TMA writes V^T directly (global V viewed as (d, keys))
   static constexpr int kMmaSmemElems = 0;
 };
-// V^T rows are at least 128 keys (bytes) wide, so that both tiles use the
-// 128-byte swizzle the transpose addresses; a 64-key tile fills and
-// multiplies the first half of each row (the P V wgmma's k-blocks follow P).
+// V^T is a (d, keys) tile of the same swizzle family (SwizzledTile in
+// transpose_v_sm90.hpp addresses both).
 template <int kHeadDim, int kBlockN, int kStages>
 struct VLayouts<cutlass::float_e4m3_t, kHeadDim, kBlockN, kStages> {
   using Element = cutlass::float_e4m3_t;
   static constexpr bool kTranspose = true;
-  static constexpr int kVtKeys = kBlockN < 128 ? 128 : kBlockN;
+  static constexpr int kVtKeys = kBlockN;
   using Mma = decltype(tile_to_shape(
       cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kHeadDim>, Int<kVtKeys>>(),
       Shape<Int<kHeadDim>, Int<kVtKeys>, Int<kStages>>{}));

@@ -55,66 +55,76 @@ __device__ __forceinline__ void PackP8(const TS& s, TP& p) {
   }
 }
 
-// Byte offset of (row, col) in a tile of 128-byte rows under the 128-byte
-// swizzle (16-byte chunk index XOR row % 8): the layout ss_smem_selector
-// gives both the FP8 V tile (keys x d) and V^T (d x keys, rows of 128 keys)
-// at head dim 128; VTransposer checks that at compile time. Written
-// out, a unit's 16 store addresses are 8 XORs plus immediate offsets; through
-// the generic layout every access cost ~20 integer instructions, which made
-// the transpose warps the FP8 kernel's bottleneck.
-constexpr int kSwizzleRowBytes = 128;
-__host__ __device__ constexpr int Swizzled128(int row, int col) {
-  return row * kSwizzleRowBytes + (col ^ ((row & 7) << 4));
-}
+// Byte offsets in an FP8 tile of kRows rows of kRowBytes bytes, as
+// ss_smem_selector lays it out for K-major wgmma operands: swizzle atoms of
+// 8 rows x kAtomBytes (the widest of 128, 64, 32 dividing a row), stacked
+// down the rows first, with each 16-byte chunk index XORed by the row's
+// bits 7.. of row * kAtomBytes. Both the V tile (keys x d) and V^T (d x
+// keys) are such tiles; VTransposer checks that at compile time. Written
+// out, a unit's 16 store addresses are static XORs plus immediate offsets;
+// through the generic layout every access cost ~20 integer instructions,
+// which made the transpose warps the FP8 kernel's bottleneck.
+template <int kRows, int kRowBytes>
+struct SwizzledTile {
+  static constexpr int kAtomBytes = kRowBytes % 128 == 0 ? 128 : kRowBytes % 64 == 0 ? 64 : 32;
+  static constexpr int kChunkMask = kAtomBytes / 16 - 1;
+  static constexpr int kBytes = kRows * kRowBytes;
+  static_assert(kRowBytes % 32 == 0 && kRows % 8 == 0, "FP8 swizzled tiles have 32-byte multiples per row");
 
-// True when `layout` ((rows, cols, stages), in bytes) is Swizzled128 with
-// stage_bytes between stages: every offset of one 8-row swizzle period, and
-// one column per 8-row group and stage.
-template <class Layout>
-constexpr bool IsSwizzled128(Layout layout, int rows, int stage_bytes) {
-  for (int row = 0; row < 8; ++row) {
-    for (int col = 0; col < kSwizzleRowBytes; ++col) {
-      if (layout(row, col, 0) != Swizzled128(row, col)) return false;
-    }
+  __host__ __device__ static constexpr int Offset(int row, int col) {
+    const int atom_col = col / kAtomBytes, c = col % kAtomBytes;
+    return atom_col * kRows * kAtomBytes + row * kAtomBytes + (c ^ ((((row * kAtomBytes) >> 7) & kChunkMask) << 4));
   }
-  for (int row = 0; row < rows; row += 8) {
-    for (int stage = 0; stage < 2; ++stage) {
-      if (layout(row + 3, 37, stage) != stage * stage_bytes + Swizzled128(row + 3, 37)) return false;
+
+  // True when `layout` ((rows, cols, stages), in bytes) is this tile with
+  // kBytes between stages: every offset of the first 8-row swizzle period,
+  // one offset per 8-row group and atom column, and the same in stage 1.
+  template <class Layout>
+  static constexpr bool Matches(Layout layout) {
+    for (int row = 0; row < 8; ++row) {
+      for (int col = 0; col < kRowBytes; ++col) {
+        if (layout(row, col, 0) != Offset(row, col)) return false;
+      }
     }
+    for (int row = 0; row < kRows; row += 8) {
+      for (int col = 37; col < kRowBytes; col += kAtomBytes) {
+        for (int stage = 0; stage < 2; ++stage) {
+          if (layout(row + 3, col, stage) != stage * kBytes + Offset(row + 3, col)) return false;
+        }
+      }
+    }
+    return true;
   }
-  return true;
-}
+};
 
 template <class Cfg>
 struct VTransposer {
   using PipelineV = typename Cfg::PipelineV;
   using PipelineVt = typename Cfg::PipelineVt;
-  static constexpr int kVStageBytes = Cfg::kBlockN * Cfg::kHeadDim;
-  static constexpr int kVtStageBytes = Cfg::kHeadDim * kSwizzleRowBytes;
-  static_assert(Cfg::kHeadDim == kSwizzleRowBytes && Cfg::kBlockN <= kSwizzleRowBytes && Cfg::kBlockN % 32 == 0,
-                "the FP8 transpose addresses tiles of 128-byte rows: 128 d x up to 128 keys");
-  static_assert(IsSwizzled128(typename Cfg::SmemLayoutVLoad{}, Cfg::kBlockN, kVStageBytes), "V tile layout");
-  static_assert(IsSwizzled128(typename Cfg::SmemLayoutVt{}, Cfg::kHeadDim, kVtStageBytes), "V^T tile layout");
+  using TileV = SwizzledTile<Cfg::kBlockN, Cfg::kHeadDim>;              // (keys, d)
+  using TileVt = SwizzledTile<Cfg::kHeadDim, Cfg::VLayout::kVtKeys>;     // (d, keys)
+  static_assert(Cfg::kBlockN % 32 == 0 && Cfg::kHeadDim % 16 == 0, "32-key slices, 16-byte chunks of d");
+  static_assert(TileV::Matches(typename Cfg::SmemLayoutVLoad{}), "V tile layout");
+  static_assert(TileVt::Matches(typename Cfg::SmemLayoutVt{}), "V^T tile layout");
 
   // sv: one landed (keys, d) stage; svt: one (d, keys) stage for the MMA.
   // Keys >= valid_keys become zeros, for the same reason as
   // ConsumerMainloop::ZeroVTail. A unit is 4 keys x 16 bytes of d: four
   // 16-byte loads (whole swizzle chunks), four 4x4 byte transposes, sixteen
-  // 4-byte stores; a warp's stores cover one 128-byte row of V^T.
+  // 4-byte stores; neighbouring threads store neighbouring 4-key columns.
   __device__ __forceinline__ static void Stage(const uint8_t* sv, uint8_t* svt, int valid_keys, int tid) {
     constexpr int kColumnGroups = Cfg::kBlockN / 4;
     constexpr int kUnits = kColumnGroups * Cfg::kHeadDim / 16;
     for (int u = tid; u < kUnits; u += Cfg::kTransposeThreads) {
       const int column = 4 * (u % kColumnGroups);
-      const int d0 = 16 * (u / kColumnGroups);  // a multiple of 16: row % 8 below is static
+      const int d0 = 16 * (u / kColumnGroups);  // a multiple of 16: the rows' swizzle bits below are static
       const int key0 = PermutedKey(column);     // the group's keys: key0 + {0, 1, 8, 9}
       uint4 rows[4];
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         const int key = key0 + (r & 1) + 8 * (r >> 1);
-        rows[r] = key < valid_keys ? *reinterpret_cast<const uint4*>(sv + Swizzled128(key, d0)) : make_uint4(0, 0, 0, 0);
+        rows[r] = key < valid_keys ? *reinterpret_cast<const uint4*>(sv + TileV::Offset(key, d0)) : make_uint4(0, 0, 0, 0);
       }
-      uint8_t* dst = svt + d0 * kSwizzleRowBytes;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         auto word = [&](const uint4& v) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; };
@@ -123,7 +133,7 @@ struct VTransposer {
         Transpose4x4(in, out);
 #pragma unroll
         for (int t = 0; t < 4; ++t) {
-          *reinterpret_cast<uint32_t*>(dst + Swizzled128(4 * j + t, column)) = out[t];
+          *reinterpret_cast<uint32_t*>(svt + TileVt::Offset(d0 + 4 * j + t, column)) = out[t];
         }
       }
     }
@@ -133,8 +143,8 @@ struct VTransposer {
   __device__ __forceinline__ static void Run(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
                                              PipelineV& pipe_v, PipelineVt& pipe_vt) {
     const int tid = threadIdx.x - 32;
-    const uint8_t* sv = reinterpret_cast<const uint8_t*>(ss.v.data());  // stages of (N, D), Swizzled128
-    uint8_t* svt = reinterpret_cast<uint8_t*>(ss.vt.data());              // stages of (D, N), Swizzled128
+    const uint8_t* sv = reinterpret_cast<const uint8_t*>(ss.v.data());  // stages of (N, D), TileV
+    uint8_t* svt = reinterpret_cast<uint8_t*>(ss.vt.data());              // stages of (D, N or more), TileVt
     typename PipelineV::PipelineState read;
     auto write = cutlass::make_producer_start_state<PipelineVt>();
     TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
@@ -146,7 +156,7 @@ struct VTransposer {
       for (int n = kb.hi - 1; n >= kb.lo; --n) {
         pipe_v.consumer_wait(read);
         pipe_vt.producer_acquire(write);
-        Stage(sv + read.index() * kVStageBytes, svt + write.index() * kVtStageBytes,
+        Stage(sv + read.index() * TileV::kBytes, svt + write.index() * TileVt::kBytes,
               n == kb.hi - 1 && tail >= 0 ? tail : Cfg::kBlockN, tid);
         cutlass::arch::fence_view_async_shared();  // generic-proxy stores, read by wgmma's async proxy
         pipe_vt.producer_commit(write);
