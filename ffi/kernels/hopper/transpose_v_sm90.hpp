@@ -72,7 +72,11 @@ struct SwizzledTile {
   static_assert(kRowBytes % 32 == 0 && kRows % 8 == 0, "FP8 swizzled tiles have 32-byte multiples per row");
 
   __host__ __device__ static constexpr int Offset(int row, int col) {
-    const int atom_col = col / kAtomBytes, c = col % kAtomBytes;
+    // One atom column (head dim 128 V tiles): col needs no division, which
+    // the compiler cannot prove for the transpose's runtime d0.
+    constexpr bool kOneAtomColumn = kRowBytes == kAtomBytes;
+    const int atom_col = kOneAtomColumn ? 0 : col / kAtomBytes;
+    const int c = kOneAtomColumn ? col : col % kAtomBytes;
     return atom_col * kRows * kAtomBytes + row * kAtomBytes + (c ^ ((((row * kAtomBytes) >> 7) & kChunkMask) << 4));
   }
 
