@@ -2,12 +2,13 @@
 jax_fa3 next to cuDNN in one run. A narrower, faster companion of run.py
 for kernel tuning; run.py holds the full table.
 
-    python bench/hopper_sweep.py [--seqlens 512 2048 8192] [--iters 10]
+    python bench/hopper_sweep.py [--seqlens 512 2048 8192] [--iters 10] [--tiles medium long]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import run
@@ -19,17 +20,28 @@ def main() -> int:
     parser.add_argument("--dtypes", nargs="+", default=["bf16"])
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--out", default="bench/hopper_sweep.md")
+    parser.add_argument("--tiles", nargs="+", default=["auto"],
+                        help="Hopper tile shapes to run jax_fa3 with (JAX_FA3_HOPPER_TILE: short, medium, long, "
+                             "or auto); the baselines run once, with the first")
     args = parser.parse_args()
-    rows = run.bench_dense("seed2 f16 causal b2 s512 h16 d128", "f16", 2, 512, 512, 16, 16, 128, True, args.iters)
+
+    def bench(name, *shape, check=False):
+        rows = []
+        for i, tile in enumerate(args.tiles):
+            os.environ["JAX_FA3_HOPPER_TILE"] = "" if tile == "auto" else tile
+            label = name if len(args.tiles) == 1 else f"{name} [{tile}]"
+            rows += run.bench_dense(label, *shape, args.iters, with_baselines=i == 0, check=check)
+        return rows
+
+    rows = bench("seed2 f16 causal b2 s512 h16 d128", "f16", 2, 512, 512, 16, 16, 128, True, check=True)
     for dtype in args.dtypes:
         for causal in (False, True):
             for s in args.seqlens:
                 b = 16384 // s
-                rows += run.bench_dense(f"{dtype} {'causal' if causal else 'full'} s{s} b{b} h16 d128", dtype, b, s,
-                                        s, 16, 16, 128, causal, args.iters, check=s <= 2048)
+                rows += bench(f"{dtype} {'causal' if causal else 'full'} s{s} b{b} h16 d128", dtype, b, s, s, 16, 16,
+                              128, causal, check=s <= 2048)
         for d, h in ((64, 16), (256, 16)):
-            rows += run.bench_dense(f"{dtype} full s8192 b2 h{h} d{d}", dtype, 2, 8192, 8192, h, h, d, False,
-                                    args.iters, check=False)
+            rows += bench(f"{dtype} full s8192 b2 h{h} d{d}", dtype, 2, 8192, 8192, h, h, d, False)
     run.report(rows, args.out)
     return 0
 

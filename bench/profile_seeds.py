@@ -1,6 +1,6 @@
 """The prefill seed cases (and a short dense case) for a profiler: per-kernel
 CUPTI times with --times, else a few plain calls of one case, e.g.
-(JAX_FA3_HOPPER_QUERY_ROWS=64 or 128 pins the Hopper query tile)
+(JAX_FA3_HOPPER_TILE=short, medium or long pins the Hopper tile shape)
 
     python3 bench/profile_seeds.py --times
     ncu -k regex:AttentionFwdSm90 -c 1 --set full python3 bench/profile_seeds.py --case seed1

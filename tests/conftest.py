@@ -106,12 +106,13 @@ def on_cpu():
 gpu = pytest.mark.skipif(not gpu_devices(), reason="no GPU visible to JAX")
 
 
-@pytest.fixture(params=["auto", "rows64", "portable"])
+@pytest.fixture(params=["auto", "short", "long", "portable"])
 def kernel_path(request, monkeypatch) -> str:
     """Runs a GPU test on the default kernel choice (the Hopper kernel on
-    sm_90 where it covers the problem), again with the Hopper kernel's
-    64-row query tile pinned (head-dim bucket 128; other buckets keep their
-    one tile), and pinned to the portable kernel."""
+    sm_90 where it covers the problem), again with each of the Hopper
+    kernel's other tile shapes pinned (head-dim bucket 128, where they are
+    built; other buckets keep their one shape), and pinned to the portable
+    kernel."""
     monkeypatch.setenv("JAX_FA3_FORCE_PORTABLE", "1" if request.param == "portable" else "0")
-    monkeypatch.setenv("JAX_FA3_HOPPER_QUERY_ROWS", "64" if request.param == "rows64" else "")
+    monkeypatch.setenv("JAX_FA3_HOPPER_TILE", request.param if request.param in ("short", "long") else "")
     return request.param

@@ -40,26 +40,25 @@ def portable_files() -> dict[str, str]:
 
 # The Hopper kernel's variants; other head dims run in the next larger
 # bucket (TMA zero-fills the extra columns). Each sm_90a unit costs about a
-# minute of CI's 2 cores. The 64-row query tile (short sequences, two CTAs
-# per SM) is built for head dim 128, every dtype.
-HOPPER_DTYPES = PORTABLE_DTYPES[:2]
-HOPPER_FP8_DTYPES = PORTABLE_DTYPES[2:]
+# minute of CI's 2 cores. Head dim 128 has a short tile (64 query rows, two
+# CTAs per SM) for every dtype and a long one (wider key tiles) for 16-bit.
+HOPPER_16BIT_DTYPES = PORTABLE_DTYPES[:2]
 HOPPER_HEAD_DIM_BUCKETS = [64, 128, 256]
-HOPPER_ROWS64_HEAD_DIM_BUCKETS = [128]
 
 
 def hopper_files() -> dict[str, str]:
     files = {}
-    rows128 = [(dt, hd) for dt in HOPPER_DTYPES for hd in HOPPER_HEAD_DIM_BUCKETS]
-    rows128 += [(dt, hd) for dt in HOPPER_FP8_DTYPES for hd in HOPPER_HEAD_DIM_BUCKETS]
-    rows64 = [(dt, hd) for dt in PORTABLE_DTYPES for hd in HOPPER_ROWS64_HEAD_DIM_BUCKETS]
-    variants = [(v, "", "kRows128") for v in rows128] + [(v, "_rows64", "kRows64") for v in rows64]
+    medium = [(dt, hd) for dt in PORTABLE_DTYPES for hd in HOPPER_HEAD_DIM_BUCKETS]
+    short = [(dt, 128) for dt in PORTABLE_DTYPES]
+    long = [(dt, 128) for dt in HOPPER_16BIT_DTYPES]
+    variants = [(v, "", "kMedium") for v in medium] + [(v, "_short", "kShort") for v in short]
+    variants += [(v, "_long", "kLong") for v in long]
     for ((tag, in_t, out_t), hd), suffix, tile in variants:
         files[f"fwd_sm90_{tag}_hd{hd}{suffix}.cu"] = (
             HEADER
             + '#include "kernels/hopper/launch_fwd_sm90.cuh"\n\n'
             + f"template cudaError_t jax_fa3::hopper::LaunchFwd<{in_t}, {out_t}, {hd},\n"
-            + f"                                                   jax_fa3::hopper::QueryTile::{tile}>(\n"
+            + f"                                                   jax_fa3::hopper::TileShape::{tile}>(\n"
             + "    const jax_fa3::AttentionParams&, cudaStream_t);\n"
         )
     return files

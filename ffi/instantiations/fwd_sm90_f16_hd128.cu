@@ -2,5 +2,5 @@
 #include "kernels/hopper/launch_fwd_sm90.cuh"
 
 template cudaError_t jax_fa3::hopper::LaunchFwd<cutlass::half_t, cutlass::half_t, 128,
-                                                   jax_fa3::hopper::QueryTile::kRows128>(
+                                                   jax_fa3::hopper::TileShape::kMedium>(
     const jax_fa3::AttentionParams&, cudaStream_t);

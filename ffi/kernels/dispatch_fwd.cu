@@ -36,27 +36,38 @@ bool HopperTakes(const AttentionParams& p) {
   return hopper::Supported(p) && !ForcedPortable() && OnSm90();
 }
 
-// 64-row query tiles when the mean sequence has 64 queries or fewer (a
-// varlen seqlen_q counts every token). JAX_FA3_HOPPER_QUERY_ROWS=64 or 128
-// pins the choice where both are built, so tests cover both tiles.
-hopper::QueryTile ChooseQueryTile(const AttentionParams& p) {
+// By the mean sequence (varlen lengths count every token): the short tile
+// for 64 queries or fewer, the long one (16-bit) from kLongKeys keys on.
+// JAX_FA3_HOPPER_TILE=short, medium or long pins the shape where it is
+// built, so tests cover each.
+hopper::TileShape ChooseTileShape(const AttentionParams& p, bool long_built) {
+  using hopper::TileShape;
   constexpr int kShortRows = 64;
-  const char* v = std::getenv("JAX_FA3_HOPPER_QUERY_ROWS");
-  if (v != nullptr && std::strcmp(v, "64") == 0) return hopper::QueryTile::kRows64;
-  if (v != nullptr && std::strcmp(v, "128") == 0) return hopper::QueryTile::kRows128;
-  const int64_t rows_per_seq = p.is_varlen() ? p.seqlen_q / std::max(p.batch, 1) : p.seqlen_q;
-  return rows_per_seq <= kShortRows ? hopper::QueryTile::kRows64 : hopper::QueryTile::kRows128;
+  constexpr int kLongKeys = 4096;
+  const char* v = std::getenv("JAX_FA3_HOPPER_TILE");
+  if (v != nullptr && std::strcmp(v, "short") == 0) return TileShape::kShort;
+  if (v != nullptr && std::strcmp(v, "medium") == 0) return TileShape::kMedium;
+  if (v != nullptr && std::strcmp(v, "long") == 0 && long_built) return TileShape::kLong;
+  const int64_t seqs = p.is_varlen() ? std::max(p.batch, 1) : 1;
+  if (p.seqlen_q / seqs <= kShortRows) return TileShape::kShort;
+  return long_built && p.seqlen_k / seqs >= kLongKeys ? TileShape::kLong : TileShape::kMedium;
 }
 
-// The 64-row tile is built for the head-dim 128 bucket only (see
-// generate_instantiations.py).
+// Head-dim bucket 128 has every shape (16-bit; FP8 no long one), the
+// others the medium one (see generate_instantiations.py).
 template <class In, class Out>
 cudaError_t DispatchHopper(const AttentionParams& p, cudaStream_t stream) {
-  using hopper::QueryTile;
-  if (p.head_dim <= 64) return hopper::LaunchFwd<In, Out, 64, QueryTile::kRows128>(p, stream);
-  if (p.head_dim > 128) return hopper::LaunchFwd<In, Out, 256, QueryTile::kRows128>(p, stream);
-  return ChooseQueryTile(p) == QueryTile::kRows64 ? hopper::LaunchFwd<In, Out, 128, QueryTile::kRows64>(p, stream)
-                                                  : hopper::LaunchFwd<In, Out, 128, QueryTile::kRows128>(p, stream);
+  using hopper::TileShape;
+  constexpr bool kLongBuilt = sizeof(In) == 2;
+  if (p.head_dim <= 64) return hopper::LaunchFwd<In, Out, 64, TileShape::kMedium>(p, stream);
+  if (p.head_dim > 128) return hopper::LaunchFwd<In, Out, 256, TileShape::kMedium>(p, stream);
+  switch (ChooseTileShape(p, kLongBuilt)) {
+    case TileShape::kShort: return hopper::LaunchFwd<In, Out, 128, TileShape::kShort>(p, stream);
+    case TileShape::kLong:
+      if constexpr (kLongBuilt) return hopper::LaunchFwd<In, Out, 128, TileShape::kLong>(p, stream);
+      [[fallthrough]];
+    default: return hopper::LaunchFwd<In, Out, 128, TileShape::kMedium>(p, stream);
+  }
 }
 #endif
 

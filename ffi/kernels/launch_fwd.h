@@ -22,16 +22,19 @@ cudaError_t Forward(const AttentionParams& params, cudaStream_t stream);
 }  // namespace portable
 
 namespace hopper {
-// Query rows per CTA. kRows128: two consumer warpgroups of 64 rows share
-// each K/V tile, one CTA per SM. kRows64: one consumer warpgroup, two CTAs
+// CTA tile shapes, by the sequences they suit (hopper::KeyTiling gives the
+// key-tile widths). kMedium: two consumer warpgroups of 64 query rows share
+// each K/V tile, one CTA per SM. kShort: one consumer warpgroup, two CTAs
 // per SM, for sequences of 64 queries or fewer (a 128-row tile would leave
-// half its rows, and one warpgroup's whole chain of work, idle).
-enum class QueryTile { kRows128, kRows64 };
+// half its rows, and one warpgroup's whole chain of work, idle). kLong:
+// kMedium with wider key tiles, which amortize the softmax's per-row work
+// over more keys but waste more of a short sequence's last tile.
+enum class TileShape { kShort, kMedium, kLong };
 
 // sm_90a TMA/WGMMA kernel for the problems hopper::Supported accepts; one
-// instantiation per (input, output, head-dim bucket, query tile) in
+// instantiation per (input, output, head-dim bucket, tile shape) in
 // ffi/instantiations/.
-template <class In, class Out, int kHeadDim, QueryTile kTile>
+template <class In, class Out, int kHeadDim, TileShape kTile>
 cudaError_t LaunchFwd(const AttentionParams& params, cudaStream_t stream);
 }  // namespace hopper
 

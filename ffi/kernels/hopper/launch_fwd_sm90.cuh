@@ -8,7 +8,7 @@
 
 namespace jax_fa3::hopper {
 
-template <class In, class Out, int kHeadDim, QueryTile kTile>
+template <class In, class Out, int kHeadDim, TileShape kTile>
 cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
   using Cfg = TileConfig<In, Out, kHeadDim, kTile>;
   KernelParams<Cfg> kp;

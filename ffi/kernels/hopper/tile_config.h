@@ -1,7 +1,7 @@
 // Tile shapes, shared-memory layouts and MMAs of the Hopper forward kernel.
 //
 // A CTA owns kBlockM query rows of one head: one or two consumer
-// warpgroups of 64 rows each (QueryTile), plus one producer warpgroup that
+// warpgroups of 64 rows each (TileShape), plus one producer warpgroup that
 // issues the TMA loads. K and V stream through kStages-deep shared-memory
 // pipelines.
 #pragma once
@@ -29,33 +29,41 @@ using namespace cute;
 // Key-tile width and pipeline depth per head-dim bucket. Wider key tiles
 // amortize the softmax's per-row work; the limit is the consumers'
 // registers (S, P and O fragments) and 227 KB of shared memory per SM,
-// shared by two CTAs for QueryTile::kRows64. FP8 tiles are multiples of 32
+// shared by two CTAs for TileShape::kShort. FP8 tiles are multiples of 32
 // keys (the K of an FP8 wgmma).
-template <int kHeadDim, int kElemBytes, QueryTile kTile>
+template <int kHeadDim, int kElemBytes, TileShape kTile>
 struct KeyTiling;
 template <int kElemBytes>
-struct KeyTiling<64, kElemBytes, QueryTile::kRows128> {
+struct KeyTiling<64, kElemBytes, TileShape::kMedium> {
   static constexpr int kBlockN = 192;
   static constexpr int kStages = 3;  // 16-bit: 160 KB
 };
 template <int kElemBytes>
-struct KeyTiling<128, kElemBytes, QueryTile::kRows128> {
+struct KeyTiling<128, kElemBytes, TileShape::kMedium> {
   static constexpr int kBlockN = 128;
   static constexpr int kStages = 2;  // 16-bit: 160 KB
 };
 template <>
-struct KeyTiling<256, 2, QueryTile::kRows128> {
+struct KeyTiling<256, 2, TileShape::kMedium> {
   static constexpr int kBlockN = 80;
   static constexpr int kStages = 2;  // 224 KB
 };
 template <>
-struct KeyTiling<256, 1, QueryTile::kRows128> {
+struct KeyTiling<256, 1, TileShape::kMedium> {
   static constexpr int kBlockN = 64;
   static constexpr int kStages = 2;  // 128 KB with the V^T buffers, 192 KB with O's
 };
-// Short sequences (the 64-row tile's use) have few keys per block, too.
+// Long 16-bit sequences: 144 keys (176 spills the registers). The next
+// tile's Q cannot load ahead (one Q buffer), which costs little when tiles
+// are long and leaves room for the shared-memory epilogue.
+template <>
+struct KeyTiling<128, 2, TileShape::kLong> {
+  static constexpr int kBlockN = 144;
+  static constexpr int kStages = 2;  // 176 KB with Q, 208 KB with O's
+};
+// Short sequences have few keys per block, too.
 template <int kElemBytes>
-struct KeyTiling<128, kElemBytes, QueryTile::kRows64> {
+struct KeyTiling<128, kElemBytes, TileShape::kShort> {
   static constexpr int kBlockN = 64;
   static constexpr int kStages = 2;  // 16-bit: 96 KB; FP8 with the V^T buffers: 64 KB
 };
@@ -89,12 +97,12 @@ struct VLayouts<cutlass::float_e4m3_t, kHeadDim, kBlockN, kStages> {
   static constexpr int kMmaSmemElems = cosize_v<Mma>;
 };
 
-template <class Element_, class ElementOut_, int kHeadDim_, QueryTile kTile = QueryTile::kRows128>
+template <class Element_, class ElementOut_, int kHeadDim_, TileShape kTile = TileShape::kMedium>
 struct TileConfig {
   using Element = Element_;
   using ElementOut = ElementOut_;
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kConsumerWarpgroups = kTile == QueryTile::kRows128 ? 2 : 1;
+  static constexpr int kConsumerWarpgroups = kTile == TileShape::kShort ? 1 : 2;
   static constexpr int kCtasPerSm = 3 - kConsumerWarpgroups;
   static constexpr int kRowsPerWarpgroup = 64;  // the M of one wgmma
   static constexpr int kBlockM = kRowsPerWarpgroup * kConsumerWarpgroups;
@@ -123,9 +131,9 @@ struct TileConfig {
   // and P live together, which head dim 256's O fragment leaves no room for.
   static constexpr bool kIntraWarpgroupOverlap = kHeadDim <= 128;
   // Query buffers: with two, the next tile's Q loads during this one (short
-  // sequences are otherwise bound by that latency); head dim 256 has room
-  // for one.
-  static constexpr int kQStages = kHeadDim <= 128 ? 2 : 1;
+  // sequences are otherwise bound by that latency); head dim 256 and wide
+  // key tiles have room for one.
+  static constexpr int kQStages = kHeadDim <= 128 && kTile != TileShape::kLong ? 2 : 1;
 
   using BlockM = Int<kBlockM>;
   using BlockN = Int<kBlockN>;

@@ -2,5 +2,5 @@
 #include "kernels/hopper/launch_fwd_sm90.cuh"
 
 template cudaError_t jax_fa3::hopper::LaunchFwd<cutlass::float_e4m3_t, cutlass::bfloat16_t, 128,
-                                                   jax_fa3::hopper::QueryTile::kRows64>(
+                                                   jax_fa3::hopper::TileShape::kShort>(
     const jax_fa3::AttentionParams&, cudaStream_t);
