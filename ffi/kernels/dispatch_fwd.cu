@@ -43,7 +43,7 @@ bool HopperTakes(const AttentionParams& p) {
 hopper::TileShape ChooseTileShape(const AttentionParams& p, bool long_built) {
   using hopper::TileShape;
   constexpr int kShortRows = 64;
-  constexpr int kLongKeys = 4096;
+  constexpr int kLongKeys = 8192;
   const char* v = std::getenv("JAX_FA3_HOPPER_TILE");
   if (v != nullptr && std::strcmp(v, "short") == 0) return TileShape::kShort;
   if (v != nullptr && std::strcmp(v, "medium") == 0) return TileShape::kMedium;

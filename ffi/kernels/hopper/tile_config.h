@@ -53,13 +53,13 @@ struct KeyTiling<256, 1, TileShape::kMedium> {
   static constexpr int kBlockN = 64;
   static constexpr int kStages = 2;  // 128 KB with the V^T buffers, 192 KB with O's
 };
-// Long 16-bit sequences: 144 keys (176 spills the registers). The next
-// tile's Q cannot load ahead (one Q buffer), which costs little when tiles
-// are long and leaves room for the shared-memory epilogue.
+// Long 16-bit sequences: 144 keys (176 spills the registers). That leaves
+// no room for the shared-memory epilogue; dropping the second Q buffer to
+// make room measured slower (bench/NOTES.md, v18).
 template <>
 struct KeyTiling<128, 2, TileShape::kLong> {
   static constexpr int kBlockN = 144;
-  static constexpr int kStages = 2;  // 176 KB with Q, 208 KB with O's
+  static constexpr int kStages = 2;  // 208 KB with both Q buffers
 };
 // Short sequences have few keys per block, too.
 template <int kElemBytes>
@@ -131,9 +131,9 @@ struct TileConfig {
   // and P live together, which head dim 256's O fragment leaves no room for.
   static constexpr bool kIntraWarpgroupOverlap = kHeadDim <= 128;
   // Query buffers: with two, the next tile's Q loads during this one (short
-  // sequences are otherwise bound by that latency); head dim 256 and wide
-  // key tiles have room for one.
-  static constexpr int kQStages = kHeadDim <= 128 && kTile != TileShape::kLong ? 2 : 1;
+  // sequences are otherwise bound by that latency); head dim 256 has room
+  // for one.
+  static constexpr int kQStages = kHeadDim <= 128 ? 2 : 1;
 
   using BlockM = Int<kBlockM>;
   using BlockN = Int<kBlockN>;
