@@ -41,8 +41,7 @@ def portable_files() -> dict[str, str]:
 # The Hopper kernel's variants; other head dims run in the next larger
 # bucket (TMA zero-fills the extra columns). Each sm_90a unit costs about a
 # minute of CI's 2 cores. Head dim 128 has a short tile (64 query rows, two
-# CTAs per SM) for every dtype and a long one (wider key tiles) for 16-bit.
-HOPPER_16BIT_DTYPES = PORTABLE_DTYPES[:2]
+# CTAs per SM) and a long one (wider key tiles) for every dtype.
 HOPPER_HEAD_DIM_BUCKETS = [64, 128, 256]
 
 
@@ -50,7 +49,7 @@ def hopper_files() -> dict[str, str]:
     files = {}
     medium = [(dt, hd) for dt in PORTABLE_DTYPES for hd in HOPPER_HEAD_DIM_BUCKETS]
     short = [(dt, 128) for dt in PORTABLE_DTYPES]
-    long = [(dt, 128) for dt in HOPPER_16BIT_DTYPES]
+    long = [(dt, 128) for dt in PORTABLE_DTYPES]
     variants = [(v, "", "kMedium") for v in medium] + [(v, "_short", "kShort") for v in short]
     variants += [(v, "_long", "kLong") for v in long]
     for ((tag, in_t, out_t), hd), suffix, tile in variants:

@@ -37,35 +37,32 @@ bool HopperTakes(const AttentionParams& p) {
 }
 
 // By the mean sequence (varlen lengths count every token): the short tile
-// for 64 queries or fewer, the long one (16-bit) from kLongKeys keys on.
-// JAX_FA3_HOPPER_TILE=short, medium or long pins the shape where it is
-// built, so tests cover each.
-hopper::TileShape ChooseTileShape(const AttentionParams& p, bool long_built) {
+// for 64 queries or fewer, the long one from kLongKeys keys on.
+// JAX_FA3_HOPPER_TILE=short, medium or long pins the shape (head-dim
+// bucket 128), so tests cover each.
+hopper::TileShape ChooseTileShape(const AttentionParams& p) {
   using hopper::TileShape;
   constexpr int kShortRows = 64;
   constexpr int kLongKeys = 8192;
   const char* v = std::getenv("JAX_FA3_HOPPER_TILE");
   if (v != nullptr && std::strcmp(v, "short") == 0) return TileShape::kShort;
   if (v != nullptr && std::strcmp(v, "medium") == 0) return TileShape::kMedium;
-  if (v != nullptr && std::strcmp(v, "long") == 0 && long_built) return TileShape::kLong;
+  if (v != nullptr && std::strcmp(v, "long") == 0) return TileShape::kLong;
   const int64_t seqs = p.is_varlen() ? std::max(p.batch, 1) : 1;
   if (p.seqlen_q / seqs <= kShortRows) return TileShape::kShort;
-  return long_built && p.seqlen_k / seqs >= kLongKeys ? TileShape::kLong : TileShape::kMedium;
+  return p.seqlen_k / seqs >= kLongKeys ? TileShape::kLong : TileShape::kMedium;
 }
 
-// Head-dim bucket 128 has every shape (16-bit; FP8 no long one), the
-// others the medium one (see generate_instantiations.py).
+// Head-dim bucket 128 has every shape, the others the medium one (see
+// generate_instantiations.py).
 template <class In, class Out>
 cudaError_t DispatchHopper(const AttentionParams& p, cudaStream_t stream) {
   using hopper::TileShape;
-  constexpr bool kLongBuilt = sizeof(In) == 2;
   if (p.head_dim <= 64) return hopper::LaunchFwd<In, Out, 64, TileShape::kMedium>(p, stream);
   if (p.head_dim > 128) return hopper::LaunchFwd<In, Out, 256, TileShape::kMedium>(p, stream);
-  switch (ChooseTileShape(p, kLongBuilt)) {
+  switch (ChooseTileShape(p)) {
     case TileShape::kShort: return hopper::LaunchFwd<In, Out, 128, TileShape::kShort>(p, stream);
-    case TileShape::kLong:
-      if constexpr (kLongBuilt) return hopper::LaunchFwd<In, Out, 128, TileShape::kLong>(p, stream);
-      [[fallthrough]];
+    case TileShape::kLong: return hopper::LaunchFwd<In, Out, 128, TileShape::kLong>(p, stream);
     default: return hopper::LaunchFwd<In, Out, 128, TileShape::kMedium>(p, stream);
   }
 }

@@ -53,13 +53,18 @@ struct KeyTiling<256, 1, TileShape::kMedium> {
   static constexpr int kBlockN = 64;
   static constexpr int kStages = 2;  // 128 KB with the V^T buffers, 192 KB with O's
 };
-// Long 16-bit sequences: 144 keys (176 spills the registers). That leaves
+// Long sequences. 16-bit: 144 keys (176 spills the registers). That leaves
 // no room for the shared-memory epilogue; dropping the second Q buffer to
 // make room measured slower (bench/NOTES.md, v18).
 template <>
 struct KeyTiling<128, 2, TileShape::kLong> {
   static constexpr int kBlockN = 144;
   static constexpr int kStages = 2;  // 208 KB with both Q buffers
+};
+template <>
+struct KeyTiling<128, 1, TileShape::kLong> {
+  static constexpr int kBlockN = 192;
+  static constexpr int kStages = 2;  // 176 KB with the V^T buffers, 208 KB with O's
 };
 // Short sequences have few keys per block, too.
 template <int kElemBytes>
