@@ -35,8 +35,7 @@ def test_layouts_and_appends(dtype, seqlen_new, layout):
 @pytest.mark.parametrize("layout", ["contiguous", "paged64"])
 def test_splits(num_splits, layout):
     # At most 1000 keys: 16 key tiles, so 33 and 64 splits include empty ones
-    # (and shorter random sequences give empty ones at any count). On sm_90
-    # up to 16 splits merge inside a cluster, more through the combine kernel.
+    # (and shorter random sequences give empty ones at any count).
     case = make_case(num_splits, jnp.bfloat16, batch=2, heads=16, heads_k=2, head_dim=D, layout=layout,
                      seqlen_cache=1000, seqlen_new=1, num_splits=num_splits)
     check_case(case, jnp.bfloat16)

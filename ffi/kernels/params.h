@@ -66,10 +66,6 @@ struct SplitKv {
   int max_splits = 1;          // what the workspace holds
   float* out_accum = nullptr;  // (num_splits, batch * seqlen_q * num_heads, head_dim)
   float* lse_accum = nullptr;  // (num_splits, batch * seqlen_q * num_heads), row order of out
-  // The splits of a query block are one thread-block cluster (sm_90) and
-  // merge through distributed shared memory instead: no workspace, no
-  // combine kernel (portable/combine_cluster.cuh).
-  bool in_cluster = false;
 };
 
 struct AttentionParams {

@@ -8,15 +8,13 @@
 // four warps split each stage's keys (16 each) instead of its rows, so no
 // warp multiplies padding rows. Each warp runs its own online softmax over
 // its keys; the warps merge through shared memory at the end and write out
-// and lse, or with split-KV the fp32 partials that the combine kernel merges
-// (on sm_90 the splits merge inside the cluster instead).
+// and lse, or with split-KV the fp32 partials that the combine kernel merges.
 #pragma once
 
 #include <cmath>
 
 #include "kernels/mask.h"
 #include "kernels/params.h"
-#include "kernels/portable/combine_cluster.cuh"
 #include "kernels/portable/numeric_sm80.cuh"
 #include "kernels/portable/query_tile.cuh"
 #include "kernels/portable/softmax.cuh"
@@ -120,14 +118,12 @@ struct KvStageCopy {
 
 // Merges the warps' softmax states and outputs (each warp saw a quarter of
 // every stage's keys) in the drained ring, then writes the tile: out and lse,
-// or split blockIdx.z's fp32 partials (normalized, with their lse) to the
-// workspace or, in a cluster, to `partial`.
+// or split blockIdx.z's fp32 partials (normalized, with their lse).
 template <class Cfg, class Out>
 __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int batch, const SeqInfo& seq,
                                                    const QueryTile& t, float v_scale,
                                                    const float (&o)[Cfg::kHeadDim / 8][4],
-                                                   const OnlineSoftmax& softmax, float* merge,
-                                                   const ClusterPartial<Cfg>& partial) {
+                                                   const OnlineSoftmax& softmax, float* merge) {
   float* sO = merge;                                                     // (kWarps, kBlockM, kMergeStride)
   float* sMax = merge + Cfg::kWarps * Cfg::kBlockM * Cfg::kMergeStride;  // (kWarps, kBlockM), log2 units
   float* sSum = sMax + Cfg::kWarps * Cfg::kBlockM;                       // (kWarps, kBlockM)
@@ -177,19 +173,19 @@ __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int
     }
     const float scale = sum > 0.f ? v_scale / sum : 0.f;
     const float lse = sum > 0.f ? m * kLn2 + logf(sum) : -INFINITY;
-    const float4 value = make_float4(acc.x * scale, acc.y * scale, acc.z * scale, acc.w * scale);
-    if (!split) {
-      StoreRowPiece<Out>(p, batch, seq, t, row, col, value, lse);
-    } else if (p.split.in_cluster) {
-      *reinterpret_cast<float4*>(partial.Row(row) + col) = value;
-      if (col == 0) partial.Lse()[row] = lse;
-    } else {
-      const int64_t token = seq.q_start + t.Token(row);
-      const int64_t offset =
-          batch * p.out_stride.batch + token * p.out_stride.row + t.Head(row) * p.out_stride.head;
-      *reinterpret_cast<float4*>(p.split.out_accum + blockIdx.z * OutRows(p) * p.head_dim + offset + col) = value;
+    const int64_t token = seq.q_start + t.Token(row);
+    const int head = t.Head(row);
+    const int64_t offset = batch * p.out_stride.batch + token * p.out_stride.row + head * p.out_stride.head;
+    if (split) {
+      float* dst = p.split.out_accum + blockIdx.z * OutRows(p) * p.head_dim + offset + col;
+      *reinterpret_cast<float4*>(dst) = make_float4(acc.x * scale, acc.y * scale, acc.z * scale, acc.w * scale);
       if (col == 0) p.split.lse_accum[blockIdx.z * OutRows(p) + offset / p.head_dim] = lse;
+      continue;
     }
+    Out* dst = static_cast<Out*>(p.out) + offset + col;
+    StorePair(dst, acc.x * scale, acc.y * scale);
+    StorePair(dst + 2, acc.z * scale, acc.w * scale);
+    if (col == 0) p.lse[batch * p.lse_batch_stride + head * p.lse_head_stride + token] = lse;
   }
 }
 
@@ -209,9 +205,8 @@ __device__ __forceinline__ void ScoresToLogits(float (&s)[kNTiles][4], const Tra
 template <class Cfg, class In, class Out>
 __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant__ AttentionParams p, int stages) {
   static_assert(sizeof(In) == 2, "the decode kernel copies 16-bit K/V as they are; FP8 takes the tile kernel");
-  static_assert((Cfg::kMergeFloats + ClusterPartial<Cfg>::kFloats) * sizeof(float) <=
-                    Cfg::kMinStages * Cfg::kStageElems * sizeof(In),
-                "the warps' partial outputs and the CTA's merged one must fit the smallest ring");
+  static_assert(Cfg::kMergeFloats * sizeof(float) <= Cfg::kMinStages * Cfg::kStageElems * sizeof(In),
+                "the warps' partial outputs must fit the smallest ring");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   In* sQ = reinterpret_cast<In*>(smem_raw);  // (kBlockM, kSmemStride)
   In* sRing = sQ + Cfg::kQueryElems;         // (stages, K | V, kTileKeys, kSmemStride)
@@ -295,11 +290,8 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
   }
   cute::cp_async_wait<0>();
   __syncthreads();  // every warp is done with the ring: it becomes the merge buffer
-  float* merge = reinterpret_cast<float*>(sRing);
-  const ClusterPartial<Cfg> partial{merge + Cfg::kMergeFloats};
-  MergeWarpsAndStore<Cfg, Out>(p, batch, seq, t, DescaleAt(p.v_descale, batch, kv_head), o, softmax, merge,
-                               partial);
-  if (p.split.num_splits > 1 && p.split.in_cluster) MergeClusterSplits<Cfg, Out>(p, batch, seq, t, partial);
+  MergeWarpsAndStore<Cfg, Out>(p, batch, seq, t, DescaleAt(p.v_descale, batch, kv_head), o, softmax,
+                               reinterpret_cast<float*>(sRing));
 }
 
 }  // namespace jax_fa3::portable

@@ -83,29 +83,17 @@ cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
   if (err != cudaSuccess) return err;
 
-  // Per device: the largest cluster of splits, plus one (0 is "not cached").
-  static std::atomic<int> cluster_cache[kMaxCachedDevices] = {};
-  const int max_cluster =
-      CachedForDevice(cluster_cache, [&](int) { return MaxClusterSplits(kernel, Cfg::kThreads, smem_bytes) + 1; }) - 1;
-
   const int m_tiles = (p.seqlen_q * p.head_group() + Cfg::kBlockM - 1) / Cfg::kBlockM;
   const long long ctas = static_cast<long long>(p.batch) * p.num_heads_k * m_tiles;
   if (ctas == 0) return cudaSuccess;
   if (!CanSplit(p)) {
     p.split.num_splits = 1;
   } else if (p.split.num_splits == 0) {
-    // Where clusters merge the splits, no more than a cluster holds: the
-    // combine kernel costs more than longer splits (bench/NOTES.md, d7).
     const int key_tiles = std::max(1, (p.seqlen_k + Cfg::kTileKeys - 1) / Cfg::kTileKeys);
-    const int max_splits = max_cluster > 1 ? std::min(p.split.max_splits, max_cluster) : p.split.max_splits;
-    p.split.num_splits = ChooseDecodeSplits(ctas, key_tiles, (shape % kShapeRadix) * NumSms(), max_splits);
+    p.split.num_splits =
+        ChooseDecodeSplits(ctas, key_tiles, (shape % kShapeRadix) * NumSms(), p.split.max_splits);
   }
-  p.split.in_cluster = p.split.num_splits > 1 && p.split.num_splits <= max_cluster;
   const dim3 grid(p.batch, p.num_heads_k * m_tiles, p.split.num_splits);
-  if (p.split.in_cluster) {
-    const ClusterLaunch launch(grid, Cfg::kThreads, smem_bytes, stream);
-    return cudaLaunchKernelEx(&launch.config, kernel, p, stages);
-  }
   kernel<<<grid, Cfg::kThreads, smem_bytes, stream>>>(p, stages);
   err = cudaGetLastError();
   if (err != cudaSuccess || p.split.num_splits <= 1) return err;
