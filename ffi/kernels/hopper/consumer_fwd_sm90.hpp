@@ -104,7 +104,7 @@ struct ConsumerMainloop {
       if (!ct.mask.AllVisible(ct.wg_row0, ct.wg_row0 + Cfg::kRowsPerWarpgroup, n0, n0 + Cfg::kBlockN)) {
         ApplyMask(s_rc, c_rc, ct.mask, ct.m0, n0);
       }
-      softmax.template Update<Cfg::kFmaExp2Every>(s_rc, ct.scale.scale_log2, correction);
+      softmax.Update(s_rc, ct.scale.scale_log2, correction);
     };
 
     const int warpgroup = tid / 128;

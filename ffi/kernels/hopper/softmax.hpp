@@ -28,30 +28,6 @@ __device__ __forceinline__ float Exp2(float x) {
   return y;
 }
 
-// exp2 on the FMA pipe, for x <= 0: 2^x = 2^j * 2^f with j = round(x) and
-// f in [-0.5, 0.5], 2^f by a degree-3 polynomial (relative error 7.5e-5,
-// below bf16's 3.9e-3 rounding of P) and 2^j built in the exponent bits.
-// x <= -127 (masked scores are -inf) gives exactly 0, as MUFU's ftz does.
-// Running a share of a tile's exponentials here relieves MUFU (16 per clock
-// and SM), the bound where the MMA per score is as fast (FP8, head dim 64).
-struct Exp2Poly {
-  static constexpr float kRound = 12582912.f;  // 1.5 * 2^23: adding it rounds to an integer in the low bits
-  static constexpr int kRoundBits = 0x4B400000;  // its bit pattern
-  static constexpr int kExponentBias = 127;
-  static constexpr float kMin = -127.f;
-  static constexpr float kC0 = 0.99992806f, kC1 = 0.69326097f, kC2 = 0.24261113f, kC3 = 0.05517166f;
-};
-__device__ __forceinline__ float Exp2Fma(float x) {
-  using E = Exp2Poly;
-  x = fmaxf(x, E::kMin);
-  const float t = __fadd_rn(x, E::kRound);
-  const float f = __fsub_rn(x, __fsub_rn(t, E::kRound));
-  const float p = fmaf(fmaf(fmaf(E::kC3, f, E::kC2), f, E::kC1), f, E::kC0);
-  // j + bias in the exponent field: 0 (the float 0) for j = -127.
-  const float scale = __int_as_float((__float_as_int(t) - (E::kRoundBits - E::kExponentBias)) << 23);
-  return p * scale;
-}
-
 // Accumulator ((2, 2, N/8), MMA_M, MMA_N) as (rows, cols) =
 // ((2, MMA_M), (2, N/8, MMA_N)): each thread holds 2 rows of a warpgroup tile.
 template <class Layout>
@@ -143,9 +119,8 @@ struct OnlineSoftmaxSm90 {
   }
 
   // Turns the (rows, cols) scores into unnormalized weights. `correction` is
-  // what the running output must be multiplied by. Every kFmaEvery-th
-  // column's exponential runs on the FMA pipe (0: none).
-  template <int kFmaEvery, class TS>
+  // what the running output must be multiplied by.
+  template <class TS>
   __device__ __forceinline__ void Update(TS& s, float scale_log2, float (&correction)[kRows]) {
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
@@ -161,8 +136,7 @@ struct OnlineSoftmaxSm90 {
       float sum = 0.f;
 #pragma unroll
       for (int c = 0; c < size<1>(s); ++c) {
-        const float x = fmaf(s(r, c), scale_log2, -ref_scaled);
-        s(r, c) = kFmaEvery > 0 && c % kFmaEvery == kFmaEvery - 1 ? Exp2Fma(x) : Exp2(x);
+        s(r, c) = Exp2(fmaf(s(r, c), scale_log2, -ref_scaled));
         sum += s(r, c);
       }
       row_sum[r] = row_sum[r] * correction[r] + sum;

@@ -132,9 +132,6 @@ struct TileConfig {
   static_assert(128 * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= 65536 / kCtasPerSm);
   // Warpgroups alternate their GEMM issue (see ConsumerMainloop::WaitTurn).
   static constexpr bool kPingPong = kConsumerWarpgroups > 1;
-  // One in kFmaExp2Every softmax exponentials runs on the FMA pipe (see
-  // Exp2Fma): FP8 and head dim 64, where MUFU bounds the softmax.
-  static constexpr int kFmaExp2Every = sizeof(Element) == 1 || kHeadDim <= 64 ? 4 : 0;
   // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup; that keeps S
   // and P live together, which head dim 256's O fragment leaves no room for.
   static constexpr bool kIntraWarpgroupOverlap = kHeadDim <= 128;
