@@ -48,10 +48,9 @@ HOPPER_HEAD_DIM_BUCKETS = [64, 128, 256]
 def hopper_files() -> dict[str, str]:
     files = {}
     medium = [(dt, hd) for dt in PORTABLE_DTYPES for hd in HOPPER_HEAD_DIM_BUCKETS]
-    short = [(dt, 128) for dt in PORTABLE_DTYPES]
-    long = [(dt, 128) for dt in PORTABLE_DTYPES]
-    variants = [(v, "", "kMedium") for v in medium] + [(v, "_short", "kShort") for v in short]
-    variants += [(v, "_long", "kLong") for v in long]
+    variants = [(v, "", "kMedium") for v in medium]
+    variants += [((dt, 128), suffix, tile) for suffix, tile in (("_short", "kShort"), ("_long", "kLong"))
+                 for dt in PORTABLE_DTYPES]
     for ((tag, in_t, out_t), hd), suffix, tile in variants:
         files[f"fwd_sm90_{tag}_hd{hd}{suffix}.cu"] = (
             HEADER
