@@ -22,7 +22,7 @@ cudaError_t Forward(const AttentionParams& params, cudaStream_t stream);
 }  // namespace portable
 
 namespace hopper {
-// CTA tile shapes, by the sequences they suit (hopper::KeyTiling gives the
+// CTA tile shapes, by the sequences they suit (hopper::BlockTiling gives the
 // key-tile widths). kMedium: two consumer warpgroups of 64 query rows share
 // each K/V tile, one CTA per SM. kShort: one consumer warpgroup, two CTAs
 // per SM, for sequences of 64 queries or fewer (a 128-row tile would leave

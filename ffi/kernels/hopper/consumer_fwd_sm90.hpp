@@ -23,8 +23,8 @@ struct ConsumerMainloop {
 
   // Zeroes V rows past the sequence's keys in the block's stage: their P is
   // 0, but 0 * NaN (an unwritten KV-cache row behind seqused_k, or the next
-  // sequence's data) would still poison the output. Both warpgroups read
-  // every V row, so both finish zeroing before either multiplies.
+  // sequence's data) would still poison the output. The warpgroups all read
+  // every V row, so all finish zeroing before any multiplies.
   template <class TV>
   __device__ __forceinline__ static void ZeroVTail(TV&& sv, int first_row, int tid) {  // sv: (D, N)
     const int count = (Cfg::kBlockN - first_row) * Cfg::kHeadDim;
@@ -32,27 +32,30 @@ struct ConsumerMainloop {
       sv(i % Cfg::kHeadDim, first_row + i / Cfg::kHeadDim) = Element(0);
     }
     cutlass::arch::fence_view_async_shared();  // generic-proxy stores, read by wgmma's async proxy
-    cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads, uint32_t(Barrier::kVTailZeroed));
+    NamedBarrierSync(Cfg::kConsumerThreads, uint32_t(Barrier::kVTailZeroed));
   }
 
   // Warpgroups take turns issuing their GEMMs (ping-pong), so one's softmax
-  // runs while the other's GEMMs hold the tensor cores. Each warpgroup waits
-  // on its own barrier before issuing and then opens the other's.
+  // runs while the others' GEMMs hold the tensor cores. Each warpgroup waits
+  // on its own barrier before issuing and then opens the next one's (in a
+  // ring); a turn barrier counts the waiter and the opener.
+  static constexpr int kTurnThreads = 2 * 128;
   __device__ __forceinline__ static void WaitTurn(int warpgroup) {
     if constexpr (Cfg::kPingPong) {
-      cutlass::arch::NamedBarrier::sync(Cfg::kConsumerThreads, uint32_t(Barrier::kTurnWarpgroup0) + warpgroup);
+      NamedBarrierSync(kTurnThreads, uint32_t(Barrier::kTurnWarpgroup0) + warpgroup);
     }
   }
   __device__ __forceinline__ static void PassTurn(int warpgroup) {
     if constexpr (Cfg::kPingPong) {
-      cutlass::arch::NamedBarrier::arrive(Cfg::kConsumerThreads, uint32_t(Barrier::kTurnWarpgroup0) + 1 - warpgroup);
+      const int next = warpgroup + 1 == Cfg::kConsumerWarpgroups ? 0 : warpgroup + 1;
+      NamedBarrierArrive(kTurnThreads, uint32_t(Barrier::kTurnWarpgroup0) + next);
     }
   }
 
   // Once the last S = Q K^T is done, sQ may take the next tile's queries
   // while this tile's last P V and epilogue still run.
   __device__ __forceinline__ static void ReleaseQuery(int q_buffer) {
-    cutlass::arch::NamedBarrier::arrive(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
+    NamedBarrierArrive(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
   }
 
   // P, the A operand of the P V wgmma, in registers.

@@ -81,7 +81,7 @@ struct TmaEpilogue {
     const uint32_t barrier = uint32_t(Barrier::kEpilogue0) + warpgroup;
     // The buffer still feeds this warpgroup's previous store until it is read.
     if (issuer) tma_store_wait<0>();
-    cutlass::arch::NamedBarrier::sync(kWarpgroupThreads, barrier);
+    NamedBarrierSync(kWarpgroupThreads, barrier);
 
     Tensor rO = make_tensor<Out>(tOrO.layout());                           // (MMA, MMA_M, MMA_N)
     Tensor o_rc = make_tensor(tOrO.data(), RowColLayout(tOrO.layout()));   // (rows, cols)
@@ -106,7 +106,7 @@ struct TmaEpilogue {
     Tensor tOsO = thr_copy.partition_D(sO);  // (CPY, CPY_M, CPY_N)
     copy(copy_o, tOrR, tOsO);
     cutlass::arch::fence_view_async_shared();  // generic-proxy stores, read by the TMA's async proxy
-    cutlass::arch::NamedBarrier::sync(kWarpgroupThreads, barrier);
+    NamedBarrierSync(kWarpgroupThreads, barrier);
 
     if (issuer) {
       using WarpgroupTile = Shape<Int<Cfg::kRowsPerWarpgroup>, typename Cfg::HeadDim>;

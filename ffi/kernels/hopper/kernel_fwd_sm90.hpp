@@ -1,8 +1,8 @@
 // The Hopper forward kernel: warp roles and pipelines only.
 //
 // Warpgroup 0 is the producer (one warp issues TMA loads, 24 registers per
-// thread); warpgroups 1 and 2 (or 1 alone, TileShape::kShort) are
-// consumers of 64 query rows each. The grid is persistent: each CTA walks
+// thread); warpgroups 1 to 3 (BlockTiling says how many) are consumers of
+// 64 query rows each. The grid is persistent: each CTA walks
 // tiles of the scheduler.
 #pragma once
 
@@ -29,8 +29,8 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
       make_identity_tensor(Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{}));  // (MMA, MMA_M, MMA_N)
   Tensor cO_rc = make_tensor(cO.data(), RowColLayout(cO.layout()));                  // (rows, cols)
   OnlineSoftmaxSm90<2> softmax;
-  // The first warpgroup issues first: the second opens its turn once.
-  if (warpgroup == 1) ConsumerMainloop<Cfg>::PassTurn(warpgroup);
+  // The first warpgroup issues first: the last opens its turn once.
+  if (warpgroup > 0 && warpgroup == Cfg::kConsumerWarpgroups - 1) ConsumerMainloop<Cfg>::PassTurn(warpgroup);
 
   // Tiles arrive in the producer's order, one per Q buffer (see Producer).
   for (int q_uses = 0;; ++q_uses) {
@@ -40,12 +40,12 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
     const TileInfo& tile = work.tile;
     if (!tile.valid) break;
     ConsumerTile ct;
-    ct.blocks = VisibleKeyBlocks<Cfg>(p, tile);
+    ct.blocks = work.blocks;
     ct.mask = Mask{tile.seq.seqlen_q, tile.seq.seqlen_k, p.window_left, p.window_right};
     ct.scale = ScoreScale::Make(p.softmax_scale * work.score_descale, p.softcap);
     ct.m0 = tile.m_block * Cfg::kBlockM;
     ct.wg_row0 = ct.m0 + warpgroup * Cfg::kRowsPerWarpgroup;
-    ct.v_tail_row = VTailRow<Cfg>(p, tile, ct.blocks);
+    ct.v_tail_row = work.v_tail_row;
 
     softmax.Reset();
     clear(tOrO);

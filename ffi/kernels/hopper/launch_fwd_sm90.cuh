@@ -2,7 +2,11 @@
 // Included by the fwd_sm90_* instantiation files (built for sm_90a only).
 #pragma once
 
+#include <atomic>
+
+#include "kernels/device_cache.h"
 #include "kernels/hopper/kernel_fwd_sm90.hpp"
+#include "kernels/hopper/supported.h"
 #include "kernels/hopper/tile_order.h"
 #include "kernels/launch_fwd.h"
 
@@ -19,11 +23,27 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
   kp.sched.num_m_blocks = m_blocks;
   kp.sched.longest_first = p.window_right >= 0;
 
-  int device, sms, l2_bytes;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device);
-  if (err != cudaSuccess) return err;
+  auto* kernel = &AttentionFwdSm90<Cfg>;
+  // Host-side queries and attributes (not stream operations: safe under
+  // graph capture), once per device. The persistent grid fills every CTA
+  // slot the SMs have, after the kernel's shared-memory limit is raised.
+  static std::atomic<int> slots_cache[kMaxCachedDevices] = {};
+  static std::atomic<int> l2_cache[kMaxCachedDevices] = {};
+  const int slots = CachedForDevice(slots_cache, [&](int device) {
+    int sms = 0, ctas_per_sm = 0;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&ctas_per_sm, kernel, Cfg::kThreads, Cfg::kSmemBytes) !=
+            cudaSuccess) {
+      return 0;
+    }
+    return sms * std::max(ctas_per_sm, 1);
+  });
+  const int l2_bytes = CachedForDevice(l2_cache, [](int device) {
+    int bytes = 0;
+    return cudaDeviceGetAttribute(&bytes, cudaDevAttrL2CacheSize, device) == cudaSuccess ? bytes : 0;
+  });
+  if (slots == 0 || l2_bytes == 0) return cudaErrorInvalidDevice;
 
   // Varlen tensors are one sequence of all tokens; the batch mode is 1.
   const int batch = p.is_varlen() ? 1 : p.batch;
@@ -43,11 +63,10 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
                            Shape<typename Cfg::BlockN, typename Cfg::HeadDim>{}, _1{});
   kp.tma_v = make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(typename Cfg::SmemLayoutVLoad{}),
                            typename VGlobal<Cfg>::Tile{}, _1{});
-  // TMA stores need 16-byte aligned addresses and strides; else O is stored
-  // from registers.
-  auto aligned16 = [](int64_t elems) { return elems * int64_t{sizeof(Out)} % 16 == 0; };
-  kp.o_tma = Cfg::kSmemEpilogue && reinterpret_cast<uintptr_t>(p.out) % 16 == 0 && aligned16(p.out_stride.row) &&
-             aligned16(p.out_stride.head) && aligned16(batch_stride(p.out_stride));
+  // O is stored from registers where TMA cannot address it.
+  TensorStrides out_strides = p.out_stride;
+  out_strides.batch = batch_stride(p.out_stride);
+  kp.o_tma = Cfg::kSmemEpilogue && TmaAligned(p.out, out_strides, sizeof(Out));
   if (kp.o_tma) {
     Tensor mO = make_tensor(make_gmem_ptr(static_cast<Out*>(p.out)), kp.shape_q,
                             make_stride(p.out_stride.row, _1{}, p.out_stride.head, batch_stride(p.out_stride)));
@@ -55,16 +74,7 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
                              Shape<Int<Cfg::kRowsPerWarpgroup>, typename Cfg::HeadDim>{}, _1{});
   }
 
-  auto* kernel = &AttentionFwdSm90<Cfg>;
-  // Host-side attribute, not a stream operation: safe under graph capture.
-  err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  // The persistent grid fills every CTA slot the SMs have: a host query,
-  // like the attribute above.
-  int ctas_per_sm = 0;
-  err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&ctas_per_sm, kernel, Cfg::kThreads, Cfg::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  const int grid = std::min(kp.sched.num_tiles, sms * std::max(ctas_per_sm, 1));
+  const int grid = std::min(kp.sched.num_tiles, slots);
   if (kp.sched.longest_first && !p.is_varlen()) {
     const TileOrder order =
         ChooseTileOrder(p, Cfg::kBlockM, Cfg::kBlockN, sizeof(In), l2_bytes, m_blocks, grid);

@@ -8,6 +8,14 @@
 
 namespace jax_fa3::hopper {
 
+// TMA addresses a tensor whose base address and strides are 16-byte
+// aligned (loads here, O's stores in launch_fwd_sm90.cuh).
+inline bool TmaAligned(const void* ptr, const TensorStrides& s, int64_t elem_bytes) {
+  auto aligned = [](int64_t bytes) { return bytes % 16 == 0; };
+  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && aligned(s.row * elem_bytes) &&
+         aligned(s.head * elem_bytes) && aligned(s.batch * elem_bytes);
+}
+
 // TMA needs 16-byte aligned base addresses and strides; the output is
 // stored in 4-byte pairs. Problems that miss any of this, and the dtypes
 // without a Hopper instantiation, run on the portable kernel.
@@ -17,12 +25,10 @@ inline bool Supported(const AttentionParams& p) {
   if (!fp8 && p.in_dtype != DType::kF16 && p.in_dtype != DType::kBF16) return false;
   if (p.seqlen_q <= 0 || p.seqlen_k <= 0 || p.head_dim > 256) return false;
   const int64_t kElemBytes = fp8 ? 1 : 2;
-  auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
-  auto strides_ok = [&](const TensorStrides& s) {
-    return (s.row * kElemBytes) % 16 == 0 && (s.head * kElemBytes) % 16 == 0 && (s.batch * kElemBytes) % 16 == 0;
-  };
-  if (!aligned(p.q) || !aligned(p.k) || !aligned(p.v)) return false;
-  if (!strides_ok(p.q_stride) || !strides_ok(p.k_stride) || !strides_ok(p.v_stride)) return false;
+  if (!TmaAligned(p.q, p.q_stride, kElemBytes) || !TmaAligned(p.k, p.k_stride, kElemBytes) ||
+      !TmaAligned(p.v, p.v_stride, kElemBytes)) {
+    return false;
+  }
   if (reinterpret_cast<uintptr_t>(p.out) % 4 != 0 || p.out_stride.row % 2 != 0 || p.out_stride.head % 2 != 0 ||
       p.out_stride.batch % 2 != 0) {
     return false;

@@ -26,30 +26,37 @@ namespace jax_fa3::hopper {
 
 using namespace cute;
 
-// Key-tile width and pipeline depth per head-dim bucket. Wider key tiles
-// amortize the softmax's per-row work; the limit is the consumers'
-// registers (S, P and O fragments) and 227 KB of shared memory per SM,
-// shared by two CTAs for TileShape::kShort. FP8 tiles are multiples of 32
-// keys (the K of an FP8 wgmma).
+// Consumer warpgroups (64 query rows each), key-tile width and pipeline
+// depth per head-dim bucket. Wider key tiles amortize the softmax's per-row
+// work; the limit is the consumers' registers (S, P and O fragments) and
+// 227 KB of shared memory per SM, shared by two CTAs for TileShape::kShort.
+// Three consumer warpgroups (160 registers per thread instead of 240) fit
+// only narrower key tiles and measured slower for head dim 64 and FP8
+// (bench/NOTES.md, v20). FP8 tiles are multiples of 32 keys (the K of an
+// FP8 wgmma).
 template <int kHeadDim, int kElemBytes, TileShape kTile>
-struct KeyTiling;
+struct BlockTiling;
 template <int kElemBytes>
-struct KeyTiling<64, kElemBytes, TileShape::kMedium> {
+struct BlockTiling<64, kElemBytes, TileShape::kMedium> {
+  static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 192;
   static constexpr int kStages = 3;  // 16-bit: 160 KB
 };
 template <int kElemBytes>
-struct KeyTiling<128, kElemBytes, TileShape::kMedium> {
+struct BlockTiling<128, kElemBytes, TileShape::kMedium> {
+  static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 128;
   static constexpr int kStages = 2;  // 16-bit: 160 KB
 };
 template <>
-struct KeyTiling<256, 2, TileShape::kMedium> {
+struct BlockTiling<256, 2, TileShape::kMedium> {
+  static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 80;
   static constexpr int kStages = 2;  // 224 KB
 };
 template <>
-struct KeyTiling<256, 1, TileShape::kMedium> {
+struct BlockTiling<256, 1, TileShape::kMedium> {
+  static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 64;
   static constexpr int kStages = 2;  // 128 KB with the V^T buffers, 192 KB with O's
 };
@@ -57,18 +64,21 @@ struct KeyTiling<256, 1, TileShape::kMedium> {
 // no room for the shared-memory epilogue; dropping the second Q buffer to
 // make room measured slower (bench/NOTES.md, v18).
 template <>
-struct KeyTiling<128, 2, TileShape::kLong> {
+struct BlockTiling<128, 2, TileShape::kLong> {
+  static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 144;
   static constexpr int kStages = 2;  // 208 KB with both Q buffers
 };
 template <>
-struct KeyTiling<128, 1, TileShape::kLong> {
+struct BlockTiling<128, 1, TileShape::kLong> {
+  static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 192;
   static constexpr int kStages = 2;  // 176 KB with the V^T buffers, 208 KB with O's
 };
 // Short sequences have few keys per block, too.
 template <int kElemBytes>
-struct KeyTiling<128, kElemBytes, TileShape::kShort> {
+struct BlockTiling<128, kElemBytes, TileShape::kShort> {
+  static constexpr int kConsumerWarpgroups = 1;
   static constexpr int kBlockN = 64;
   static constexpr int kStages = 2;  // 16-bit: 96 KB; FP8 with the V^T buffers: 64 KB
 };
@@ -107,12 +117,14 @@ struct TileConfig {
   using Element = Element_;
   using ElementOut = ElementOut_;
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kConsumerWarpgroups = kTile == TileShape::kShort ? 1 : 2;
-  static constexpr int kCtasPerSm = 3 - kConsumerWarpgroups;
+  using Tiling = BlockTiling<kHeadDim, sizeof(Element), kTile>;
+  static constexpr int kConsumerWarpgroups = Tiling::kConsumerWarpgroups;
+  static_assert(kConsumerWarpgroups >= 1 && kConsumerWarpgroups <= 3);
+  static constexpr int kCtasPerSm = kConsumerWarpgroups == 1 ? 2 : 1;
   static constexpr int kRowsPerWarpgroup = 64;  // the M of one wgmma
   static constexpr int kBlockM = kRowsPerWarpgroup * kConsumerWarpgroups;
-  static constexpr int kBlockN = KeyTiling<kHeadDim, sizeof(Element), kTile>::kBlockN;
-  static constexpr int kStages = KeyTiling<kHeadDim, sizeof(Element), kTile>::kStages;
+  static constexpr int kBlockN = Tiling::kBlockN;
+  static constexpr int kStages = Tiling::kStages;
   static constexpr int kConsumerThreads = 128 * kConsumerWarpgroups;
   static constexpr int kThreads = kConsumerThreads + 128;
 
@@ -120,16 +132,19 @@ struct TileConfig {
   static constexpr bool kTransposeV = VLayout::kTranspose;
   // Producer warp 0 issues TMA; warps 1-3 transpose FP8 V.
   static constexpr int kTransposeThreads = 96;
-  // setmaxnreg budgets: a CTA's launch allocation (65,536 / kCtasPerSm
-  // registers at the launch bound) split between the producer warpgroup
-  // and the consumers. The FP8 transpose needs more than 24 per producer
-  // thread. Two warpgroups: 128 x 24 + 256 x 240 = 64,512, FP8 128 x 40 +
-  // 256 x 232 = 64,512. One: 128 x (24 + 232) = 32,768, FP8 128 x (40 +
-  // 216) = 32,768.
-  static constexpr int kProducerRegisters = kTransposeV ? 40 : 24;
-  static constexpr int kConsumerRegisters =
-      kConsumerWarpgroups == 2 ? (kTransposeV ? 232 : 240) : (kTransposeV ? 216 : 232);
-  static_assert(128 * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= 65536 / kCtasPerSm);
+  // setmaxnreg budgets. setmaxnreg.inc draws only on the registers the CTA
+  // was launched with (kThreads x the launch bound's per-thread count), so
+  // the producer warpgroup's and the consumers' budgets must fit in that;
+  // the consumers take the rest in multiples of 8 (setmaxnreg's
+  // granularity), at most 240. The FP8 transpose runs in 40 registers
+  // without local memory; with three consumer warpgroups it gets 32 (a few
+  // local accesses off the consumers' path) so that they get 160, not 152.
+  // Two consumer warpgroups: 240 (FP8 232); one: 232 (216); three: 160.
+  static constexpr int kLaunchRegisters = 65536 / kCtasPerSm / kThreads / 8 * 8;
+  static constexpr int kProducerRegisters = kTransposeV ? (kConsumerWarpgroups == 3 ? 32 : 40) : 24;
+  static constexpr int kConsumerRegisters = cute::min(
+      240, (kLaunchRegisters * kThreads - 128 * kProducerRegisters) / kConsumerThreads / 8 * 8);
+  static_assert(128 * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= kLaunchRegisters * kThreads);
   // Warpgroups alternate their GEMM issue (see ConsumerMainloop::WaitTurn).
   static constexpr bool kPingPong = kConsumerWarpgroups > 1;
   // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup; that keeps S
@@ -145,7 +160,7 @@ struct TileConfig {
   using HeadDim = Int<kHeadDim>;
   using Stages = Int<kStages>;
 
-  // Two warpgroups side by side along M.
+  // The consumer warpgroups side by side along M.
   using WarpgroupLayout = Layout<Shape<Int<kConsumerWarpgroups>, _1, _1>>;
   // S = Q K^T: both operands K-major in shared memory.
   using TiledMmaQK = decltype(make_tiled_mma(
@@ -215,13 +230,23 @@ struct TileConfig {
   static_assert(kSmemBytes <= kSmemBudget, "shared memory per CTA on sm_90");
 };
 
-// Named-barrier ids (cutlass adds its reserved offset).
+// Hardware named-barrier ids (0 is __syncthreads). The kernel uses none of
+// CUTLASS's reserved ones, and three consumer warpgroups need more ids than
+// CUTLASS leaves its users (8), so NamedBarrierSync/Arrive take them raw.
 enum class Barrier : uint32_t {
-  kVTailZeroed = 1,     // both consumer warpgroups finished zeroing a V tail
-  kTurnWarpgroup0 = 2,  // ping-pong turns; warpgroup 1 uses id 3
-  kQueryEmpty0 = 4,     // consumers are done with Q buffer b and work[b] (id 4 + b); the producer may reuse them
-  kEpilogue0 = 6,       // a warpgroup's O buffer is free / written (warpgroup 1 uses id 7)
+  kVTailZeroed = 1,     // every consumer warpgroup finished zeroing a V tail
+  kTurnWarpgroup0 = 2,  // ping-pong turns: id 2 + warpgroup
+  kQueryEmpty0 = 5,     // consumers are done with Q buffer b and work[b] (id 5 + b); the producer may reuse them
+  kEpilogue0 = 7,       // a warpgroup's O buffer is free / written (id 7 + warpgroup)
 };
+static_assert(uint32_t(Barrier::kEpilogue0) + 3 <= 16, "sm_90 has 16 named barriers");
+
+__device__ __forceinline__ void NamedBarrierSync(int threads, uint32_t id) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void NamedBarrierArrive(int threads, uint32_t id) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
 
 // e4m3, for the FP8 specializations.
 template <class Element>

@@ -58,10 +58,9 @@ template <class In, class Out, int kHeadDim>
 cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
   using Cfg = DecodeConfig<kHeadDim>;
   auto* kernel = &DecodeFwd<Cfg, In, Out>;
-  // Per device: stages * kShapeRadix + CTAs per SM (capped below the radix).
-  constexpr int kShapeRadix = 16;
-  static std::atomic<int> shape_cache[kMaxCachedDevices] = {};
-  const int shape = CachedForDevice(shape_cache, [&](int device) {
+  // Per device: the ring depth, once the kernel is known to fit an SM.
+  static std::atomic<int> stages_cache[kMaxCachedDevices] = {};
+  const int stages = CachedForDevice(stages_cache, [&](int device) {
     int per_sm = 0, per_block = 0, ctas = 0;
     if (cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) != cudaSuccess ||
         cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
@@ -74,10 +73,9 @@ cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
         ctas <= 0) {
       return 0;
     }
-    return stages * kShapeRadix + std::min(ctas, kShapeRadix - 1);
+    return stages;
   });
-  if (shape == 0) return cudaErrorInvalidDevice;
-  const int stages = shape / kShapeRadix;
+  if (stages == 0) return cudaErrorInvalidDevice;
   const int smem_bytes = DecodeSmemBytes<Cfg, In>(stages);
   // Host-side attribute, not a stream operation: safe under graph capture.
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
@@ -90,8 +88,10 @@ cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
     p.split.num_splits = 1;
   } else if (p.split.num_splits == 0) {
     const int key_tiles = std::max(1, (p.seqlen_k + Cfg::kTileKeys - 1) / Cfg::kTileKeys);
-    p.split.num_splits =
-        ChooseDecodeSplits(ctas, key_tiles, (shape % kShapeRadix) * NumSms(), p.split.max_splits);
+    // Waves are counted in SMs, not CTA slots: one decode CTA per SM already
+    // streams K/V at the copy rate (seed b32: 2 splits, 128 CTAs, beat 4
+    // splits, 256 CTAs, by 1 µs; bench/NOTES.md, d8).
+    p.split.num_splits = ChooseDecodeSplits(ctas, key_tiles, NumSms(), p.split.max_splits);
   }
   const dim3 grid(p.batch, p.num_heads_k * m_tiles, p.split.num_splits);
   kernel<<<grid, Cfg::kThreads, smem_bytes, stream>>>(p, stages);

@@ -6,8 +6,8 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
-#include <atomic>
 
+#include "kernels/device_cache.h"
 #include "kernels/params.h"
 #include "kernels/split_kv.h"
 
@@ -21,32 +21,6 @@ struct ScheduleConfig {
   static constexpr int kMaxSplits = jax_fa3::kMaxSplits;
 };
 
-// Devices per process that per-device caches cover; others query every call.
-inline constexpr int kMaxCachedDevices = 64;
-
-// The current device's value of `query(device)`, a positive int computed
-// from host-side queries only (no stream work, so safe under graph capture),
-// once per device. 0 when the query fails.
-template <class Query>
-int CachedForDevice(std::atomic<int> (&cache)[kMaxCachedDevices], const Query& query) {
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  const bool cacheable = device >= 0 && device < kMaxCachedDevices;
-  if (cacheable) {
-    if (const int cached = cache[device].load(std::memory_order_relaxed); cached > 0) return cached;
-  }
-  const int value = query(device);
-  if (value <= 0) {
-    cudaGetLastError();
-    return 0;
-  }
-  if (cacheable) cache[device].store(value, std::memory_order_relaxed);
-  return value;
-}
-
 // Multiprocessors of the current device.
 int NumSms();
 
@@ -57,10 +31,10 @@ inline bool CanSplit(const AttentionParams& p) {
 
 // Split count of the decode kernel for `ctas` CTAs (one per sequence, KV
 // head and query tile) of `key_tiles` stages each, on `slots` concurrent
-// CTAs. Its efficiency estimate is the useful work over what the waves
-// occupy (slots times the longest split); the count is the smallest within
-// kSlack of the best, since each extra split only adds partial writes and
-// combine work.
+// streams of work. Its efficiency estimate is the useful work over what the
+// waves occupy (slots times the longest split); the count is the smallest
+// within kSlack of the best, since each extra split only adds partial
+// writes and combine work.
 inline int ChooseDecodeSplits(long long ctas, int key_tiles, int slots, int max_splits) {
   constexpr double kSlack = 0.95;
   const int limit = std::max(1, std::min({key_tiles, ScheduleConfig::kMaxSplits, max_splits}));
