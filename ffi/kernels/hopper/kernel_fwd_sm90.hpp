@@ -40,12 +40,12 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
     const TileInfo& tile = work.tile;
     if (!tile.valid) break;
     ConsumerTile ct;
-    ct.blocks = work.blocks;
+    ct.blocks = VisibleKeyBlocks<Cfg>(p, tile);
     ct.mask = Mask{tile.seq.seqlen_q, tile.seq.seqlen_k, p.window_left, p.window_right};
     ct.scale = ScoreScale::Make(p.softmax_scale * work.score_descale, p.softcap);
     ct.m0 = tile.m_block * Cfg::kBlockM;
     ct.wg_row0 = ct.m0 + warpgroup * Cfg::kRowsPerWarpgroup;
-    ct.v_tail_row = work.v_tail_row;
+    ct.v_tail_row = VTailRow<Cfg>(p, tile, ct.blocks);
 
     softmax.Reset();
     clear(tOrO);

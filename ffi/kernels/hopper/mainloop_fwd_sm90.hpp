@@ -85,6 +85,13 @@ struct KernelParams {
   ShapeQKV shape_v;   // VGlobal's view of V
 };
 
+// Key blocks [lo, hi) that some row of the tile may see; empty when none.
+struct KeyBlocks {
+  int lo = 0;
+  int hi = 0;
+  __device__ bool empty() const { return lo >= hi; }
+};
+
 template <class Cfg>
 __device__ __forceinline__ KeyBlocks VisibleKeyBlocks(const AttentionParams& p, const TileInfo& t) {
   const Mask mask{t.seq.seqlen_q, t.seq.seqlen_k, p.window_left, p.window_right};
@@ -150,10 +157,9 @@ struct Producer {
     if (leader) {
       using BarrierWord = cutlass::arch::ClusterTransactionBarrier::ValueType;
       const int kv_head = tile.head / kp.p.head_group();
-      ss.work[q_buffer] = TileWork{tile,
-                                   DescaleAt(kp.p.q_descale, tile.batch, kv_head) *
-                                       DescaleAt(kp.p.k_descale, tile.batch, kv_head),
-                                   DescaleAt(kp.p.v_descale, tile.batch, kv_head), kb, VTailRow<Cfg>(kp.p, tile, kb)};
+      ss.work[q_buffer] = TileWork{tile, DescaleAt(kp.p.q_descale, tile.batch, kv_head) *
+                                             DescaleAt(kp.p.k_descale, tile.batch, kv_head),
+                                   DescaleAt(kp.p.v_descale, tile.batch, kv_head)};
       ss.q_full[q_buffer].arrive_and_expect_tx(Cfg::kQBytes);
       copy(kp.tma_q.with(reinterpret_cast<BarrierWord&>(ss.q_full[q_buffer]), 0), tQg, tQs);
     }

@@ -39,23 +39,12 @@ struct TileInfo {
   bool valid = false;
 };
 
-// Key blocks [lo, hi) that some row of the tile may see; empty when none.
-struct KeyBlocks {
-  int lo = 0;
-  int hi = 0;
-  __device__ bool empty() const { return lo >= hi; }
-};
-
 // What the TMA warp publishes in shared memory for each tile it walks,
-// including tiles without visible keys; valid == false ends the walk. The
-// key blocks and V tail are the mainloop's (VisibleKeyBlocks, VTailRow),
-// computed once here rather than by every consumer thread.
+// including tiles without visible keys; valid == false ends the walk.
 struct TileWork {
   TileInfo tile;
   float score_descale = 1.f;  // q_descale * k_descale
   float v_descale = 1.f;
-  KeyBlocks blocks;     // empty: no visible keys (the consumers write zeros)
-  int v_tail_row = -1;  // V rows >= this in the first visited block are zeroed; -1: none
 };
 
 template <int kBlockM>
