@@ -102,10 +102,9 @@ template <int kHeadDim, int kBlockN, int kStages>
 struct VLayouts<cutlass::float_e4m3_t, kHeadDim, kBlockN, kStages> {
   using Element = cutlass::float_e4m3_t;
   static constexpr bool kTranspose = true;
-  static constexpr int kVtKeys = kBlockN;
   using Mma = decltype(tile_to_shape(
-      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kHeadDim>, Int<kVtKeys>>(),
-      Shape<Int<kHeadDim>, Int<kVtKeys>, Int<kStages>>{}));
+      cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kHeadDim>, Int<kBlockN>>(),
+      Shape<Int<kHeadDim>, Int<kBlockN>, Int<kStages>>{}));
   using Load = decltype(tile_to_shape(
       cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, Int<kBlockN>, Int<kHeadDim>>(),
       Shape<Int<kBlockN>, Int<kHeadDim>, Int<kStages>>{}));

@@ -106,7 +106,7 @@ struct VTransposer {
   using PipelineV = typename Cfg::PipelineV;
   using PipelineVt = typename Cfg::PipelineVt;
   using TileV = SwizzledTile<Cfg::kBlockN, Cfg::kHeadDim>;              // (keys, d)
-  using TileVt = SwizzledTile<Cfg::kHeadDim, Cfg::VLayout::kVtKeys>;     // (d, keys)
+  using TileVt = SwizzledTile<Cfg::kHeadDim, Cfg::kBlockN>;     // (d, keys)
   static_assert(Cfg::kBlockN % 32 == 0 && Cfg::kHeadDim % 16 == 0, "32-key slices, 16-byte chunks of d");
   static_assert(TileV::Matches(typename Cfg::SmemLayoutVLoad{}), "V tile layout");
   static_assert(TileVt::Matches(typename Cfg::SmemLayoutVt{}), "V^T tile layout");
