@@ -43,6 +43,10 @@ CASES = {
     "s512": lambda: dense(jnp.bfloat16, 32, 512, 16, 128, False),
     "s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 128, False),
     "fp8_s2048": lambda: dense(jnp.float8_e4m3fn, 8, 2048, 16, 128, False),
+    "fp8_s8192": lambda: dense(jnp.float8_e4m3fn, 2, 8192, 16, 128, False),
+    "d64_s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 64, False),
+    "d256_s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 256, False),
+    "fp8_d256_s8192": lambda: dense(jnp.float8_e4m3fn, 2, 8192, 16, 256, False),
 }
 
 if __name__ == "__main__":
@@ -50,9 +54,13 @@ if __name__ == "__main__":
     parser.add_argument("--case", choices=sorted(CASES), default="seed1")
     parser.add_argument("--times", action="store_true", help="per-kernel CUPTI times of every case")
     parser.add_argument("--calls", type=int, default=3)
+    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=sorted(CASES),
+                        help="with --times: the cases to time")
     args = parser.parse_args()
     if args.times:
         for name, make in CASES.items():
+            if name not in args.cases:
+                continue
             fn, fn_args = make()
             times = kernel_times(fn, fn_args, 20)
             print(f"{name}: total {sum(t for _, t in times):.1f} µs | "

@@ -15,6 +15,7 @@ struct ConsumerMainloop {
   using PipelineV = std::conditional_t<Cfg::kTransposeV, typename Cfg::PipelineVt, typename Cfg::PipelineV>;
   using BlockM = typename Cfg::BlockM;
   using BlockN = typename Cfg::BlockN;
+  using Softmax = OnlineSoftmaxSm90<2, Cfg::kLazyRescale>;
 
   typename Cfg::TiledMmaQK mma_qk;
   typename Cfg::TiledMmaPV mma_pv;
@@ -82,7 +83,7 @@ struct ConsumerMainloop {
   // the softmax statistics over key blocks hi-1 down to lo.
   template <class TO>
   __device__ __forceinline__ void Run(typename Cfg::SharedStorage& ss, PipelineK& pipe_k, PipelineV& pipe_v,
-                                      const ConsumerTile& ct, int q_buffer, OnlineSoftmaxSm90<2>& softmax,
+                                      const ConsumerTile& ct, int q_buffer, Softmax& softmax,
                                       TO& tOrO, int tid) {
     auto thr_qk = mma_qk.get_thread_slice(tid);
     auto thr_pv = mma_pv.get_thread_slice(tid);
@@ -100,6 +101,7 @@ struct ConsumerMainloop {
     Tensor c_rc = make_tensor(cS.data(), RowColLayout(cS.layout()));                // (rows, cols)
 
     float correction[2];
+    bool moved = false;  // any correction differs from 1
     auto softmax_step = [&](int n) {
       const int n0 = n * Cfg::kBlockN;
       if (ct.scale.cap_inverse != 0.f) ApplySoftcap(s_rc, ct.scale);
@@ -107,7 +109,7 @@ struct ConsumerMainloop {
       if (!ct.mask.AllVisible(ct.wg_row0, ct.wg_row0 + Cfg::kRowsPerWarpgroup, n0, n0 + Cfg::kBlockN)) {
         ApplyMask(s_rc, c_rc, ct.mask, ct.m0, n0);
       }
-      softmax.Update(s_rc, ct.scale.scale_log2, correction);
+      moved = softmax.Update(s_rc, ct.scale.scale_log2, correction);
     };
 
     const int warpgroup = tid / 128;
@@ -145,7 +147,7 @@ struct ConsumerMainloop {
         warpgroup_wait<0>();
         release_k(n);
         softmax_step(n);
-        OnlineSoftmaxSm90<2>::Rescale(o_rc, correction);
+        Softmax::Rescale(o_rc, correction, moved);
         FillP(tSrS, tOrP);
         wait_v(n == n_last);
         WaitTurn(warpgroup);
@@ -172,7 +174,7 @@ struct ConsumerMainloop {
       softmax_step(n - 1);
       warpgroup_wait<0>();
       release_v();
-      OnlineSoftmaxSm90<2>::Rescale(o_rc, correction);
+      Softmax::Rescale(o_rc, correction, moved);
       FillP(tSrS, tOrP);
       wait_v(false);
     }

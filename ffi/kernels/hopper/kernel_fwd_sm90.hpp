@@ -28,7 +28,7 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
   Tensor cO = mainloop.mma_pv.get_thread_slice(tid).partition_C(
       make_identity_tensor(Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{}));  // (MMA, MMA_M, MMA_N)
   Tensor cO_rc = make_tensor(cO.data(), RowColLayout(cO.layout()));                  // (rows, cols)
-  OnlineSoftmaxSm90<2> softmax;
+  typename ConsumerMainloop<Cfg>::Softmax softmax;
   // The first warpgroup issues first: the last opens its turn once.
   if (warpgroup > 0 && warpgroup == Cfg::kConsumerWarpgroups - 1) ConsumerMainloop<Cfg>::PassTurn(warpgroup);
 

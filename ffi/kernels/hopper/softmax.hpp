@@ -1,10 +1,11 @@
 // Score masking and online softmax over wgmma accumulators.
 //
 // Scores stay raw (Q K^T, or tanh(...) under softcap) and the scale is folded
-// into the exponent: p = exp2(s * scale_log2 - max * scale_log2), one FFMA and
-// one MUFU.EX2 per element. The rules match portable::OnlineSoftmax: rows that
-// see no key yet use 0 as the reference, and a row that saw no key at all
-// ends with output 0 and lse -inf.
+// into the exponent: p = exp2(s * scale_log2 - ref * scale_log2), one FFMA and
+// one MUFU.EX2 per element, where ref trails the row max by at most
+// kRescaleThresholdLog2 (FlashAttention-4's conditional rescaling). The
+// rules match portable::OnlineSoftmax: rows that see no key yet use 0 as the
+// reference, and a row that saw no key at all ends with output 0 and lse -inf.
 #pragma once
 
 #include <cmath>
@@ -105,34 +106,53 @@ __device__ __forceinline__ void ApplyMask(TS& s, const TC& coord, const Mask& ma
   }
 }
 
-template <int kRows>
+// With kLazy, the exponent's reference moves only when a row's max exceeds
+// it by more than this many powers of two, so most key blocks need no O
+// rescale and the weights stay at most 2^8 = 256: exact range for fp16/bf16
+// P and within e4m3's 448 for FP8 P (rounding is relative, so the precision
+// is the same). Without, the reference is the running max.
+constexpr float kRescaleThresholdLog2 = 8.f;
+
+template <int kRows, bool kLazy>
 struct OnlineSoftmaxSm90 {
-  float row_max[kRows];  // raw-score units
+  float row_ref[kRows];  // the exponent's reference (raw-score units)
   float row_sum[kRows];  // this thread's columns only until Finalize
 
   __device__ __forceinline__ void Reset() {
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      row_max[r] = -INFINITY;
+      row_ref[r] = -INFINITY;
       row_sum[r] = 0.f;
     }
   }
 
   // Turns the (rows, cols) scores into unnormalized weights. `correction` is
-  // what the running output must be multiplied by.
+  // what the running output must be multiplied by; the result says whether
+  // any of this thread's corrections differs from 1.
   template <class TS>
-  __device__ __forceinline__ void Update(TS& s, float scale_log2, float (&correction)[kRows]) {
+  __device__ __forceinline__ bool Update(TS& s, float scale_log2, float (&correction)[kRows]) {
+    bool moved = false;
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      float m = row_max[r];
+      float m = kLazy ? -INFINITY : row_ref[r];
 #pragma unroll
       for (int c = 0; c < size<1>(s); ++c) m = fmaxf(m, s(r, c));
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-      const float ref = m == -INFINITY ? 0.f : m;
-      const float ref_scaled = ref * scale_log2;
-      correction[r] = Exp2(row_max[r] * scale_log2 - ref_scaled);
-      row_max[r] = m;
+      float ref = m;
+      if constexpr (kLazy) {
+        // The first visible key always moves it (also under a zero FP8
+        // descale, where (m - -inf) * 0 would be NaN).
+        const bool first = row_ref[r] == -INFINITY;
+        const bool move = m > row_ref[r] && (first || (m - row_ref[r]) * scale_log2 > kRescaleThresholdLog2);
+        ref = move ? m : row_ref[r];
+        correction[r] = !move ? 1.f : first ? 0.f : Exp2((row_ref[r] - m) * scale_log2);
+        moved |= move;
+      } else {
+        correction[r] = Exp2(row_ref[r] * scale_log2 - (m == -INFINITY ? 0.f : m) * scale_log2);
+      }
+      row_ref[r] = ref;
+      const float ref_scaled = (ref == -INFINITY ? 0.f : ref) * scale_log2;
       float sum = 0.f;
 #pragma unroll
       for (int c = 0; c < size<1>(s); ++c) {
@@ -141,10 +161,17 @@ struct OnlineSoftmaxSm90 {
       }
       row_sum[r] = row_sum[r] * correction[r] + sum;
     }
+    return moved;
   }
 
+  // Multiplies O by the corrections; with kLazy only when any thread of the
+  // warp has one (a warp-uniform branch: the threshold leaves most blocks
+  // without).
   template <class TO>
-  __device__ __forceinline__ static void Rescale(TO& o, const float (&correction)[kRows]) {
+  __device__ __forceinline__ static void Rescale(TO& o, const float (&correction)[kRows], bool moved) {
+    if constexpr (kLazy) {
+      if (!__any_sync(0xffffffffu, moved)) return;
+    }
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
 #pragma unroll
@@ -162,7 +189,7 @@ struct OnlineSoftmaxSm90 {
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
       out_scale[r] = sum > 0.f ? v_scale / sum : 0.f;
-      lse[r] = sum > 0.f ? (row_max[r] * scale_log2 + log2f(sum)) * kLn2 : -INFINITY;
+      lse[r] = sum > 0.f ? (row_ref[r] * scale_log2 + log2f(sum)) * kLn2 : -INFINITY;
     }
   }
 };

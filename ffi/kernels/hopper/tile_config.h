@@ -149,6 +149,12 @@ struct TileConfig {
   // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup; that keeps S
   // and P live together, which head dim 256's O fragment leaves no room for.
   static constexpr bool kIntraWarpgroupOverlap = kHeadDim <= 128;
+  // FlashAttention-4's conditional O rescale (OnlineSoftmaxSm90) pays where
+  // the rescale runs on its own and outweighs the exponentials (head dim
+  // 256: 128 O values per thread against 32-40 scores; +5% bf16, +12% FP8);
+  // inside the intra-warpgroup overlap its branch measured 2-6% slower
+  // (bench/NOTES.md, v21).
+  static constexpr bool kLazyRescale = !kIntraWarpgroupOverlap;
   // Query buffers: with two, the next tile's Q loads during this one (short
   // sequences are otherwise bound by that latency); head dim 256 has room
   // for one.

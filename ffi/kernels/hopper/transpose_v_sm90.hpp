@@ -1,6 +1,14 @@
 // FP8 V transpose. FP8 wgmma reads both operands K-major, but V arrives with
-// keys as rows; producer warps 1-3 rewrite each landed V tile as V^T, 4 keys
-// x 16 head-dim bytes per step, between the V (TMA) and Vt pipelines.
+// keys as rows; producer warps 1-3 rewrite each landed V tile as V^T between
+// the V (TMA) and Vt pipelines, 16 keys x 32 head-dim bytes per warp step:
+// one ldmatrix.trans, four byte permutes, one stmatrix.
+//
+// Key order inside each 16-key group of V^T: column 4q + r holds key
+// 2q + (r & 1) + 8 (r >> 1). That is the order ldmatrix.trans (16-bit
+// elements) and one byte permute produce, and it is the order the S
+// accumulator already gives each thread (keys {2q, 2q+1, 8+2q, 9+2q} of a
+// 16-key group), so the accumulator's registers are a valid A fragment
+// (PackP8) and P V sums the same products.
 #pragma once
 
 #include <cuda_fp8.h>
@@ -9,33 +17,19 @@
 
 namespace jax_fa3::hopper {
 
-// Key order inside each 32-key slice of V^T. The FP8 wgmma's A fragment
-// holds, per thread, columns {4q..4q+3, 16+4q..19+4q} of a slice, while the
-// S accumulator gives that thread keys {2q, 2q+1, 8+2q, 9+2q, 16+2q, ...}.
-// Storing V^T column 16h + 4q + r as key 16h + 2q + (r & 1) + 8 (r >> 1)
-// makes the accumulator's own registers a valid A fragment (PackP8) while
-// P V sums the same products.
-__device__ __forceinline__ int PermutedKey(int column) {
-  const int slice = column & ~31;
-  const int w = column & 31;
-  const int h = w >> 4, q = (w >> 2) & 3, r = w & 3;
-  return slice + 16 * h + 2 * q + (r & 1) + 8 * (r >> 1);
+__device__ __forceinline__ void LdsmX4Trans(uint32_t smem_addr, uint32_t (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr));
 }
-
-// Four words of 4 keys x 4 bytes of d become four words of 4 d x 4 keys.
-__device__ __forceinline__ void Transpose4x4(const uint32_t (&in)[4], uint32_t (&out)[4]) {
-  const uint32_t lo01 = __byte_perm(in[0], in[1], 0x5140);
-  const uint32_t hi01 = __byte_perm(in[0], in[1], 0x7362);
-  const uint32_t lo23 = __byte_perm(in[2], in[3], 0x5140);
-  const uint32_t hi23 = __byte_perm(in[2], in[3], 0x7362);
-  out[0] = __byte_perm(lo01, lo23, 0x5410);
-  out[1] = __byte_perm(lo01, lo23, 0x7632);
-  out[2] = __byte_perm(hi01, hi23, 0x5410);
-  out[3] = __byte_perm(hi01, hi23, 0x7632);
+__device__ __forceinline__ void StsmX4(uint32_t smem_addr, const uint32_t (&r)[4]) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};" ::"r"(smem_addr), "r"(r[0]),
+               "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
 }
 
 // S (fp32 accumulator, ((2, 2, N/8), 1, 1)) rounded to e4m3 in the A layout
-// ((4, 2, 2), 1, N/32) of the P V wgmma, keys in PermutedKey order.
+// ((4, 2, 2), 1, N/32) of the P V wgmma, keys in V^T's order (see the top).
 template <class TS, class TP>
 __device__ __forceinline__ void PackP8(const TS& s, TP& p) {
   Tensor words = recast<uint32_t>(p);  // ((1, 2, 2), 1, N/32)
@@ -60,10 +54,9 @@ __device__ __forceinline__ void PackP8(const TS& s, TP& p) {
 // 8 rows x kAtomBytes (the widest of 128, 64, 32 dividing a row), stacked
 // down the rows first, with each 16-byte chunk index XORed by the row's
 // bits 7.. of row * kAtomBytes. Both the V tile (keys x d) and V^T (d x
-// keys) are such tiles; VTransposer checks that at compile time. Written
-// out, a unit's 16 store addresses are static XORs plus immediate offsets;
-// through the generic layout every access cost ~20 integer instructions,
-// which made the transpose warps the FP8 kernel's bottleneck.
+// keys) are such tiles; VTransposer checks that at compile time and builds
+// its lane addresses from Swizzle (through the generic CuTe layout each
+// access cost ~20 integer instructions).
 template <int kRows, int kRowBytes>
 struct SwizzledTile {
   static constexpr int kAtomBytes = kRowBytes % 128 == 0 ? 128 : kRowBytes % 64 == 0 ? 64 : 32;
@@ -71,13 +64,12 @@ struct SwizzledTile {
   static constexpr int kBytes = kRows * kRowBytes;
   static_assert(kRowBytes % 32 == 0 && kRows % 8 == 0, "FP8 swizzled tiles have 32-byte multiples per row");
 
+  // The row's 16-byte-chunk XOR. It repeats every 8 rows, so in a group of
+  // 16 keys (or a step of 32 d rows) it depends on the lane's row alone.
+  __host__ __device__ static constexpr int Swizzle(int row) { return ((row * kAtomBytes) >> 7) & kChunkMask; }
+
   __host__ __device__ static constexpr int Offset(int row, int col) {
-    // One atom column (head dim 128 V tiles): col needs no division, which
-    // the compiler cannot prove for the transpose's runtime d0.
-    constexpr bool kOneAtomColumn = kRowBytes == kAtomBytes;
-    const int atom_col = kOneAtomColumn ? 0 : col / kAtomBytes;
-    const int c = kOneAtomColumn ? col : col % kAtomBytes;
-    return atom_col * kRows * kAtomBytes + row * kAtomBytes + (c ^ ((((row * kAtomBytes) >> 7) & kChunkMask) << 4));
+    return col / kAtomBytes * kRows * kAtomBytes + row * kAtomBytes + ((col % kAtomBytes) ^ (Swizzle(row) << 4));
   }
 
   // True when `layout` ((rows, cols, stages), in bytes) is this tile with
@@ -105,39 +97,84 @@ template <class Cfg>
 struct VTransposer {
   using PipelineV = typename Cfg::PipelineV;
   using PipelineVt = typename Cfg::PipelineVt;
-  using TileV = SwizzledTile<Cfg::kBlockN, Cfg::kHeadDim>;              // (keys, d)
-  using TileVt = SwizzledTile<Cfg::kHeadDim, Cfg::kBlockN>;     // (d, keys)
-  static_assert(Cfg::kBlockN % 32 == 0 && Cfg::kHeadDim % 16 == 0, "32-key slices, 16-byte chunks of d");
+  using TileV = SwizzledTile<Cfg::kBlockN, Cfg::kHeadDim>;   // (keys, d)
+  using TileVt = SwizzledTile<Cfg::kHeadDim, Cfg::kBlockN>;  // (d, keys)
+  static constexpr int kWarps = Cfg::kTransposeThreads / 32;
+  static constexpr int kKeyGroups = Cfg::kBlockN / 16;
+  static constexpr int kChunkPairs = Cfg::kHeadDim / 32;  // a step covers two 16-byte chunks of d
+  static constexpr int kStepsPerAtom = TileV::kAtomBytes / 32;
+  static_assert(Cfg::kBlockN % 16 == 0 && Cfg::kHeadDim % 32 == 0, "16-key groups, 32-byte steps of d");
+  static_assert(TileV::kAtomBytes >= 32 && TileVt::kAtomBytes >= 32, "a step's chunk pair shares a swizzle atom");
   static_assert(TileV::Matches(typename Cfg::SmemLayoutVLoad{}), "V tile layout");
   static_assert(TileVt::Matches(typename Cfg::SmemLayoutVt{}), "V^T tile layout");
 
-  // sv: one landed (keys, d) stage; svt: one (d, keys) stage for the MMA.
-  // Keys >= valid_keys become zeros, for the same reason as
-  // ConsumerMainloop::ZeroVTail. A unit is 4 keys x 16 bytes of d: four
-  // 16-byte loads (whole swizzle chunks), four 4x4 byte transposes, sixteen
-  // 4-byte stores; neighbouring threads store neighbouring 4-key columns.
-  __device__ __forceinline__ static void Stage(const uint8_t* sv, uint8_t* svt, int valid_keys, int tid) {
-    constexpr int kColumnGroups = Cfg::kBlockN / 4;
-    constexpr int kUnits = kColumnGroups * Cfg::kHeadDim / 16;
-    for (int u = tid; u < kUnits; u += Cfg::kTransposeThreads) {
-      const int column = 4 * (u % kColumnGroups);
-      const int d0 = 16 * (u / kColumnGroups);  // a multiple of 16: the rows' swizzle bits below are static
-      const int key0 = PermutedKey(column);     // the group's keys: key0 + {0, 1, 8, 9}
-      uint4 rows[4];
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int key = key0 + (r & 1) + 8 * (r >> 1);
-        rows[r] = key < valid_keys ? *reinterpret_cast<const uint4*>(sv + TileV::Offset(key, d0)) : make_uint4(0, 0, 0, 0);
-      }
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        auto word = [&](const uint4& v) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; };
-        const uint32_t in[4] = {word(rows[0]), word(rows[1]), word(rows[2]), word(rows[3])};
-        uint32_t out[4];
-        Transpose4x4(in, out);
-#pragma unroll
-        for (int t = 0; t < 4; ++t) {
-          *reinterpret_cast<uint32_t*>(svt + TileVt::Offset(d0 + 4 * j + t, column)) = out[t];
+  // A lane's part of each step's shared-memory addresses, fixed for the
+  // kernel: ldmatrix takes one 16-byte row per lane (lanes 8m..8m+7: matrix
+  // m, keys 8 (m & 1) + i of chunk m >> 1), stmatrix one row of V^T per lane.
+  struct LaneAddressing {
+    // The lane's chunk within its atom, swizzled; step s of the atom XORs in
+    // 32 s (the chunk pair's first chunk is even, the swizzle a plain XOR).
+    uint32_t load_xor;
+    int load_row;             // key within the group, times the atom width
+    int store_row;            // d row within the step, times the atom width
+    int store_swizzle;        // V^T row's chunk XOR, in bytes
+    uint32_t perm_lo, perm_hi;  // which of d 2j / 2j+1 goes to stmatrix matrix 2s / 2s+1
+
+    __device__ __forceinline__ explicit LaneAddressing(int lane) {
+      const int m = lane >> 3, i = lane & 7;
+      const int key = 8 * (m & 1) + i;
+      load_row = key * TileV::kAtomBytes;
+      load_xor = (16 * (m >> 1)) ^ (TileV::Swizzle(key) << 4);
+      // Matrix rows of d {2i | 2i+1} alternating at i = 4 put a matrix's 8
+      // rows at distinct d mod 8: distinct bank groups under every swizzle
+      // (all-even rows conflict 2-way).
+      const int swap = i >= 4;
+      const int d = 16 * (m >> 1) + 2 * i + ((m & 1) ^ swap);
+      store_row = d * TileVt::kAtomBytes;
+      store_swizzle = TileVt::Swizzle(d) << 4;
+      // This thread's ldmatrix column is d pair j = lane / 4: rows 2j, 2j+1.
+      const bool odd_first = (lane >> 2) >= 4;
+      perm_lo = odd_first ? 0x7531 : 0x6420;
+      perm_hi = odd_first ? 0x6420 : 0x7531;
+    }
+  };
+
+  // Byte mask of this thread's four keys {2q, 2q+1, 8+2q, 9+2q} of a group
+  // that are below valid_keys (the rest become zeros, for the reason of
+  // ConsumerMainloop::ZeroVTail).
+  __device__ __forceinline__ static uint32_t TailMask(int key0, int valid_keys, int lane) {
+    const int k = key0 + 2 * (lane & 3);
+    return (k < valid_keys ? 0xffu : 0u) | (k + 1 < valid_keys ? 0xff00u : 0u) |
+           (k + 8 < valid_keys ? 0xff0000u : 0u) | (k + 9 < valid_keys ? 0xff000000u : 0u);
+  }
+
+  // sv: one landed (keys, d) stage; svt: one (d, keys) stage for the MMA
+  // (shared-space addresses).
+  template <bool kTail>
+  __device__ __forceinline__ static void Stage(uint32_t sv, uint32_t svt, int valid_keys, int warp, int lane,
+                                               const LaneAddressing& la) {
+    for (int g = warp; g < kKeyGroups; g += kWarps) {
+      const int key0 = 16 * g;
+      const uint32_t src = sv + key0 * TileV::kAtomBytes + la.load_row;
+      const uint32_t dst = svt + (key0 / TileVt::kAtomBytes) * Cfg::kHeadDim * TileVt::kAtomBytes +
+                           ((key0 % TileVt::kAtomBytes) ^ la.store_swizzle) + la.store_row;
+      const uint32_t mask = kTail ? TailMask(key0, valid_keys, lane) : ~0u;
+      // Head dim 256 keeps two steps in flight: all four of an atom did not
+      // fit the producer warpgroup's 40 registers (8 bytes of spills), one
+      // at a time measured 15% slower.
+#pragma unroll 1
+      for (int atom = 0; atom < kChunkPairs / kStepsPerAtom; ++atom) {
+#pragma unroll(kChunkPairs > 4 ? 2 : kStepsPerAtom)
+        for (int s = 0; s < kStepsPerAtom; ++s) {
+          uint32_t r[4];  // (keys 0-7 | 8-15) x (chunk 2 step | 2 step + 1)
+          LdsmX4Trans(src + atom * Cfg::kBlockN * TileV::kAtomBytes + (la.load_xor ^ (32 * s)), r);
+          uint32_t w[4];  // V^T rows, in stmatrix's matrix order
+          w[0] = __byte_perm(r[0], r[1], la.perm_lo) & mask;
+          w[1] = __byte_perm(r[0], r[1], la.perm_hi) & mask;
+          w[2] = __byte_perm(r[2], r[3], la.perm_lo) & mask;
+          w[3] = __byte_perm(r[2], r[3], la.perm_hi) & mask;
+          const int step = atom * kStepsPerAtom + s;
+          StsmX4(dst + 32 * step * TileVt::kAtomBytes, w);
         }
       }
     }
@@ -146,9 +183,11 @@ struct VTransposer {
   // Producer warps 1-3: the same tile walk as the TMA warp.
   __device__ __forceinline__ static void Run(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
                                              PipelineV& pipe_v, PipelineVt& pipe_vt) {
-    const int tid = threadIdx.x - 32;
-    const uint8_t* sv = reinterpret_cast<const uint8_t*>(ss.v.data());  // stages of (N, D), TileV
-    uint8_t* svt = reinterpret_cast<uint8_t*>(ss.vt.data());              // stages of (D, N or more), TileVt
+    const int warp = (threadIdx.x - 32) / 32;
+    const int lane = threadIdx.x % 32;
+    const LaneAddressing la(lane);
+    const uint32_t sv = cute::cast_smem_ptr_to_uint(ss.v.data());   // stages of (N, D), TileV
+    const uint32_t svt = cute::cast_smem_ptr_to_uint(ss.vt.data());  // stages of (D, N), TileVt
     typename PipelineV::PipelineState read;
     auto write = cutlass::make_producer_start_state<PipelineVt>();
     TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
@@ -160,8 +199,13 @@ struct VTransposer {
       for (int n = kb.hi - 1; n >= kb.lo; --n) {
         pipe_v.consumer_wait(read);
         pipe_vt.producer_acquire(write);
-        Stage(sv + read.index() * TileV::kBytes, svt + write.index() * TileVt::kBytes,
-              n == kb.hi - 1 && tail >= 0 ? tail : Cfg::kBlockN, tid);
+        const uint32_t src = sv + read.index() * TileV::kBytes;
+        const uint32_t dst = svt + write.index() * TileVt::kBytes;
+        if (n == kb.hi - 1 && tail >= 0) {
+          Stage<true>(src, dst, tail, warp, lane, la);
+        } else {
+          Stage<false>(src, dst, Cfg::kBlockN, warp, lane, la);
+        }
         cutlass::arch::fence_view_async_shared();  // generic-proxy stores, read by wgmma's async proxy
         pipe_vt.producer_commit(write);
         ++write;
