@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "kernels/device_cache.h"
 #include "kernels/launch_fwd.h"
 #include "kernels/portable/combine.cuh"
 #include "kernels/portable/kernel_decode_sm80.cuh"
@@ -17,9 +18,15 @@ cudaError_t LaunchKernel(const AttentionParams& p, cudaStream_t stream) {
   using Compute = typename ComputeTypeOf<In>::type;
   constexpr int kSmemBytes = Cfg::kSmemElems * sizeof(Compute);
   auto* kernel = &AttentionFwdPortable<Cfg, In, Out>;
-  // Host-side attribute, not a stream operation: safe under graph capture.
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
-  if (err != cudaSuccess) return err;
+  // Host-side attribute, not a stream operation (safe under graph capture),
+  // set once per device.
+  static std::atomic<int> smem_set[kMaxCachedDevices] = {};
+  const auto set_smem = [&] {
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
+  };
+  if (CachedForDevice(smem_set, [&](int) { return set_smem() == cudaSuccess ? 1 : 0; }) == 0) {
+    if (const cudaError_t err = set_smem(); err != cudaSuccess) return err;  // the failure's own code
+  }
   const dim3 grid(NumBlocksX<Cfg::kBlockM>(p), p.pack_gqa ? p.num_heads_k : p.num_heads, p.split.num_splits);
   if (grid.x == 0) return cudaSuccess;
   kernel<<<grid, Cfg::kThreads, kSmemBytes, stream>>>(p);
@@ -58,7 +65,8 @@ template <class In, class Out, int kHeadDim>
 cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
   using Cfg = DecodeConfig<kHeadDim>;
   auto* kernel = &DecodeFwd<Cfg, In, Out>;
-  // Per device: the ring depth, once the kernel is known to fit an SM.
+  // Per device: the ring depth, once the kernel's shared-memory limit is
+  // raised to it and the kernel is known to fit an SM.
   static std::atomic<int> stages_cache[kMaxCachedDevices] = {};
   const int stages = CachedForDevice(stages_cache, [&](int device) {
     int per_sm = 0, per_block = 0, ctas = 0;
@@ -76,10 +84,7 @@ cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
     return stages;
   });
   if (stages == 0) return cudaErrorInvalidDevice;
-  const int smem_bytes = DecodeSmemBytes<Cfg, In>(stages);
-  // Host-side attribute, not a stream operation: safe under graph capture.
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
-  if (err != cudaSuccess) return err;
+  const int smem_bytes = DecodeSmemBytes<Cfg, In>(stages);  // the cached query raised the kernel's limit to it
 
   const int m_tiles = (p.seqlen_q * p.head_group() + Cfg::kBlockM - 1) / Cfg::kBlockM;
   const long long ctas = static_cast<long long>(p.batch) * p.num_heads_k * m_tiles;
@@ -95,7 +100,7 @@ cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
   }
   const dim3 grid(p.batch, p.num_heads_k * m_tiles, p.split.num_splits);
   kernel<<<grid, Cfg::kThreads, smem_bytes, stream>>>(p, stages);
-  err = cudaGetLastError();
+  const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess || p.split.num_splits <= 1) return err;
   return LaunchCombine<Out>(p, stream);
 }
