@@ -153,7 +153,7 @@ struct TileConfig {
   // the rescale runs on its own and outweighs the exponentials (head dim
   // 256: 128 O values per thread against 32-40 scores; +5% bf16, +12% FP8);
   // inside the intra-warpgroup overlap its branch measured 2-6% slower
-  // (bench/NOTES.md, v21).
+  // (bench/NOTES.md, v22).
   static constexpr bool kLazyRescale = !kIntraWarpgroupOverlap;
   // Query buffers: with two, the next tile's Q loads during this one (short
   // sequences are otherwise bound by that latency); head dim 256 has room

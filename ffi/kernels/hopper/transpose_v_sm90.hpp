@@ -104,7 +104,6 @@ struct VTransposer {
   static constexpr int kChunkPairs = Cfg::kHeadDim / 32;  // a step covers two 16-byte chunks of d
   static constexpr int kStepsPerAtom = TileV::kAtomBytes / 32;
   static_assert(Cfg::kBlockN % 16 == 0 && Cfg::kHeadDim % 32 == 0, "16-key groups, 32-byte steps of d");
-  static_assert(TileV::kAtomBytes >= 32 && TileVt::kAtomBytes >= 32, "a step's chunk pair shares a swizzle atom");
   static_assert(TileV::Matches(typename Cfg::SmemLayoutVLoad{}), "V tile layout");
   static_assert(TileVt::Matches(typename Cfg::SmemLayoutVt{}), "V^T tile layout");
 
