@@ -58,16 +58,23 @@ class KernelConfig:
         )
 
 
+# Both attention targets take an int32 (1,) scratch result: the Hopper
+# kernel's dynamic tile counter, which the launcher zeroes when it uses it.
+_TILE_COUNTER = jax.ShapeDtypeStruct((1,), jnp.int32)
+
+
 def dense_call(cfg: KernelConfig, q, k, v, q_descale, k_descale, v_descale):
     """q (B, Sq, H, D), k/v (B, Sk, Hk, D) -> out (B, Sq, H, D), lse (B, H, Sq)."""
     b, sq, h, _ = q.shape
     result = (
         jax.ShapeDtypeStruct(q.shape, cfg.out_dtype),
         jax.ShapeDtypeStruct((b, h, sq), jnp.float32),
+        _TILE_COUNTER,
     )
-    return jax.ffi.ffi_call(DENSE_TARGET, result)(
+    out, lse, _ = jax.ffi.ffi_call(DENSE_TARGET, result)(
         q, k, v, q_descale, k_descale, v_descale, **cfg.attributes()
     )
+    return out, lse
 
 
 def varlen_call(cfg: KernelConfig, q, k, v, cu_seqlens_q, cu_seqlens_k, seqused_k,
@@ -77,11 +84,13 @@ def varlen_call(cfg: KernelConfig, q, k, v, cu_seqlens_q, cu_seqlens_k, seqused_
     result = (
         jax.ShapeDtypeStruct(q.shape, cfg.out_dtype),
         jax.ShapeDtypeStruct((h, tq), jnp.float32),
+        _TILE_COUNTER,
     )
-    return jax.ffi.ffi_call(VARLEN_TARGET, result)(
+    out, lse, _ = jax.ffi.ffi_call(VARLEN_TARGET, result)(
         q, k, v, cu_seqlens_q, cu_seqlens_k, seqused_k, q_descale, k_descale, v_descale,
         **cfg.attributes(),
     )
+    return out, lse
 
 
 def kvcache_call(cfg: KernelConfig, num_splits: int, rotary_interleaved: bool, workspace_floats: int,

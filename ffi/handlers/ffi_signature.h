@@ -35,10 +35,12 @@ auto ThreeArgs(B&& binding) {
 }
 
 // Operands: q, k, v, q_descale, k_descale, v_descale (absent descales are
-// float32 (0,) arrays). Results: out, lse. Then the attributes.
+// float32 (0,) arrays). Results: out, lse, and an int32 (1,) scratch buffer
+// (the Hopper kernel's tile counter). Then the attributes.
 template <class B>
 auto DenseSignature(B&& binding) {
   return ThreeArgs(ThreeArgs(std::forward<B>(binding)))
+      .template Ret<ffi::AnyBuffer>()
       .template Ret<ffi::AnyBuffer>()
       .template Ret<ffi::AnyBuffer>()
       .template Attr<float>("softmax_scale")
@@ -75,7 +77,7 @@ namespace jax_fa3 {
 inline AttentionCall DenseCall(ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v, ffi::AnyBuffer q_descale,
                                ffi::AnyBuffer k_descale, ffi::AnyBuffer v_descale,
                                ffi::Result<ffi::AnyBuffer>& out, ffi::Result<ffi::AnyBuffer>& lse,
-                               const AttentionAttrs& attrs) {
+                               ffi::Result<ffi::AnyBuffer>& tile_counter, const AttentionAttrs& attrs) {
   AttentionCall call;
   call.q = View(q);
   call.k = View(k);
@@ -85,6 +87,7 @@ inline AttentionCall DenseCall(ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffe
   call.v_descale = View(v_descale);
   call.out = View(out);
   call.lse = View(lse);
+  call.tile_counter = View(tile_counter);
   call.attrs = attrs;
   return call;
 }
@@ -94,8 +97,8 @@ inline AttentionCall VarlenCall(ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuff
                                 ffi::AnyBuffer seqused_k, ffi::AnyBuffer q_descale,
                                 ffi::AnyBuffer k_descale, ffi::AnyBuffer v_descale,
                                 ffi::Result<ffi::AnyBuffer>& out, ffi::Result<ffi::AnyBuffer>& lse,
-                                const AttentionAttrs& attrs) {
-  AttentionCall call = DenseCall(q, k, v, q_descale, k_descale, v_descale, out, lse, attrs);
+                                ffi::Result<ffi::AnyBuffer>& tile_counter, const AttentionAttrs& attrs) {
+  AttentionCall call = DenseCall(q, k, v, q_descale, k_descale, v_descale, out, lse, tile_counter, attrs);
   call.cu_seqlens_q = View(cu_seqlens_q);
   call.cu_seqlens_k = View(cu_seqlens_k);
   call.seqused_k = View(seqused_k);

@@ -162,12 +162,16 @@ std::string MakeParams(const AttentionCall& call, AttentionParams* p) {
   if (call.lse.dtype != DType::kF32 || call.lse.dims != lse_dims) {
     return Describe("lse", call.lse) + ": expected float32" + ShapeStr(lse_dims);
   }
+  if (call.tile_counter.dtype != DType::kS32 || call.tile_counter.dims != std::vector<int64_t>{1}) {
+    return Describe("tile_counter", call.tile_counter) + ": expected int32(1,)";
+  }
 
   p->q = call.q.data;
   p->k = call.k.data;
   p->v = call.v.data;
   p->out = call.out.data;
   p->lse = static_cast<float*>(call.lse.data);
+  p->tile_counter = static_cast<int32_t*>(call.tile_counter.data);
   p->q_stride = {call.varlen ? 0 : rows_q * heads * head_dim, heads * head_dim, head_dim};
   p->k_stride = {call.varlen ? 0 : rows_k * heads_k * head_dim, heads_k * head_dim, head_dim};
   p->v_stride = p->k_stride;

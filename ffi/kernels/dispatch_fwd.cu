@@ -53,11 +53,21 @@ hopper::TileShape ChooseTileShape(const AttentionParams& p) {
   return p.seqlen_k / seqs >= kLongKeys ? TileShape::kLong : TileShape::kMedium;
 }
 
+// JAX_FA3_STATIC_TILE_ORDER=1 withholds the tile counter, so that the
+// Hopper kernel keeps a static tile order (bench/tile_order.py compares).
+AttentionParams WithTileOrderPolicy(const AttentionParams& params) {
+  AttentionParams p = params;
+  const char* v = std::getenv("JAX_FA3_STATIC_TILE_ORDER");
+  if (v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0) p.tile_counter = nullptr;
+  return p;
+}
+
 // Head-dim bucket 128 has every shape, the others the medium one (see
 // generate_instantiations.py).
 template <class In, class Out>
-cudaError_t DispatchHopper(const AttentionParams& p, cudaStream_t stream) {
+cudaError_t DispatchHopper(const AttentionParams& params, cudaStream_t stream) {
   using hopper::TileShape;
+  const AttentionParams p = WithTileOrderPolicy(params);
   if (p.head_dim <= 64) return hopper::LaunchFwd<In, Out, 64, TileShape::kMedium>(p, stream);
   if (p.head_dim > 128) return hopper::LaunchFwd<In, Out, 256, TileShape::kMedium>(p, stream);
   switch (ChooseTileShape(p)) {

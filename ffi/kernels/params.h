@@ -105,6 +105,9 @@ struct AttentionParams {
   KvCache cache;
   Rotary rotary;
   SplitKv split;
+  // One int32 of scratch (contents undefined on entry), or null: the Hopper
+  // kernel's dynamic tile counter, which its launcher zeroes when it uses it.
+  int32_t* tile_counter = nullptr;
   // Packed GQA: one CTA serves every query head of a KV head; row r of the
   // query tile is (token r / head_group, head kv_head * head_group + r % head_group).
   bool pack_gqa = false;

@@ -56,7 +56,7 @@ struct ConsumerMainloop {
   // Once the last S = Q K^T is done, sQ may take the next tile's queries
   // while this tile's last P V and epilogue still run.
   __device__ __forceinline__ static void ReleaseQuery(int q_buffer) {
-    NamedBarrierArrive(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
+    NamedBarrierArrive(Cfg::kQueryEmptyThreads, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
   }
 
   // P, the A operand of the P V wgmma, in registers.

@@ -69,17 +69,25 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
   kp.o_tma = Cfg::kSmemEpilogue && TmaAligned(p.out, out_strides, sizeof(Out));
   if (kp.o_tma) {
     Tensor mO = make_tensor(make_gmem_ptr(static_cast<Out*>(p.out)), kp.shape_q,
-                            make_stride(p.out_stride.row, _1{}, p.out_stride.head, batch_stride(p.out_stride)));
+                            make_stride(out_strides.row, _1{}, out_strides.head, out_strides.batch));
     kp.tma_o = make_tma_copy(SM90_TMA_STORE{}, mO, typename Cfg::SmemLayoutOWarpgroup{},
                              Shape<Int<Cfg::kRowsPerWarpgroup>, typename Cfg::HeadDim>{}, _1{});
   }
 
   const int grid = std::min(kp.sched.num_tiles, slots);
   if (kp.sched.longest_first && !p.is_varlen()) {
-    const TileOrder order =
-        ChooseTileOrder(p, Cfg::kBlockM, Cfg::kBlockN, sizeof(In), l2_bytes, m_blocks, grid);
+    const TileOrder order = ChooseTileOrder(p, Cfg::kBlockM, Cfg::kBlockN, sizeof(In), l2_bytes, m_blocks, grid,
+                                            /*can_count=*/p.tile_counter != nullptr, Cfg::kDynamicClaimsAhead);
     kp.sched.section = order.section;
     kp.sched.snake = order.snake;
+    if (order.dynamic) {
+      // A stream operation (a memset node under graph capture), not a host synchronization.
+      if (const cudaError_t err = cudaMemsetAsync(p.tile_counter, 0, sizeof(*p.tile_counter), stream);
+          err != cudaSuccess) {
+        return err;
+      }
+      kp.sched.tile_counter = p.tile_counter;
+    }
   }
   kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(kp);
   return cudaGetLastError();

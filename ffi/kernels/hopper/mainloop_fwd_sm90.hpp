@@ -131,12 +131,12 @@ struct Producer {
   // it in work[] and loads its Q (the end of the walk is published too).
   __device__ __forceinline__ static Pending Publish(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
                                                     TileScheduler<Cfg::kBlockM>& scheduler, int index, bool leader) {
-    const int t = scheduler.TileOfCta(index);
+    const int t = scheduler.NextTile(index);
     const TileInfo tile = t < kp.sched.num_tiles ? scheduler.Decode(t) : TileInfo{};
     // Q buffer b and work[b] hold an earlier tile until the consumers say so.
     const int q_buffer = index % Cfg::kQStages;
     if (index >= Cfg::kQStages) {
-      NamedBarrierSync(Cfg::kConsumerThreads + 32, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
+      NamedBarrierSync(Cfg::kQueryEmptyThreads, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
     }
     const KeyBlocks kb = tile.valid ? VisibleKeyBlocks<Cfg>(kp.p, tile) : KeyBlocks{};
     if (kb.empty()) {  // the end, or a tile whose consumers write zeros without Q, K or V
@@ -207,12 +207,16 @@ struct Producer {
     auto v_state = cutlass::make_producer_start_state<PipelineV>();
     TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
     static_assert(kLookahead <= 1, "one pending tile is held");
+    // A dynamic order claims each tile once the previous one's loads are
+    // issued, not a tile ahead of them: claimed early, the last claims undid
+    // most of its balance (b1 h8 s8192: as uneven as the static order).
+    const bool claim_late = kLookahead == 0 || (!Cfg::kDynamicClaimsAhead && kp.sched.tile_counter != nullptr);
     Pending next = Publish(kp, ss, scheduler, 0, leader);
     for (int index = 0; next.tile.valid; ++index) {
       const Pending current = next;
-      if constexpr (kLookahead == 1) next = Publish(kp, ss, scheduler, index + 1, leader);
+      if (!claim_late) next = Publish(kp, ss, scheduler, index + 1, leader);
       LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, leader);
-      if constexpr (kLookahead == 0) next = Publish(kp, ss, scheduler, index + 1, leader);
+      if (claim_late) next = Publish(kp, ss, scheduler, index + 1, leader);
     }
     // The CTA must not exit while its TMA writes are in flight.
     if (leader) {

@@ -131,16 +131,23 @@ struct TileConfig {
   static constexpr bool kTransposeV = VLayout::kTranspose;
   // Producer warp 0 issues TMA; warps 1-3 transpose FP8 V.
   static constexpr int kTransposeThreads = 96;
+  // Who meet at a Q buffer's kQueryEmpty barrier before the producer reuses
+  // it and its work[] slot: the producer warp, the consumers (done with Q)
+  // and the transpose warps (done reading work[]).
+  static constexpr int kQueryEmptyThreads = 32 + kConsumerThreads + (kTransposeV ? kTransposeThreads : 0);
   // setmaxnreg budgets. setmaxnreg.inc draws only on the registers the CTA
   // was launched with (kThreads x the launch bound's per-thread count), so
   // the producer warpgroup's and the consumers' budgets must fit in that;
   // the consumers take the rest in multiples of 8 (setmaxnreg's
   // granularity), at most 240. The FP8 transpose runs in 40 registers
-  // without local memory; with three consumer warpgroups it gets 32 (a few
-  // local accesses off the consumers' path) so that they get 160, not 152.
-  // Two consumer warpgroups: 240 (FP8 232); one: 232 (216); three: 160.
+  // without local memory beside two consumer warpgroups; beside one (the
+  // short tile, two CTAs per SM) it takes 48, as the tile loop it follows
+  // spilled 16 bytes at 40; with three consumer warpgroups it gets 32 (a
+  // few local accesses off the consumers' path) so that they get 160, not 152.
+  // Two consumer warpgroups: 240 (FP8 232); one: 232 (208); three: 160.
   static constexpr int kLaunchRegisters = 65536 / kCtasPerSm / kThreads / 8 * 8;
-  static constexpr int kProducerRegisters = kTransposeV ? (kConsumerWarpgroups == 3 ? 32 : 40) : 24;
+  static constexpr int kProducerRegisters =
+      !kTransposeV ? 24 : (kConsumerWarpgroups == 1 ? 48 : (kConsumerWarpgroups == 2 ? 40 : 32));
   static constexpr int kConsumerRegisters = cute::min(
       240, (kLaunchRegisters * kThreads - 128 * kProducerRegisters) / kConsumerThreads / 8 * 8);
   static_assert(128 * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= kLaunchRegisters * kThreads);
@@ -159,6 +166,11 @@ struct TileConfig {
   // sequences are otherwise bound by that latency); head dim 256 has room
   // for one.
   static constexpr int kQStages = kHeadDim <= 128 ? 2 : 1;
+  // A dynamic tile order claims each tile after the previous one's loads
+  // (Producer::Run), except where the FP8 producer warp's 40 registers do
+  // not hold both step orders (16 bytes of spills): with two Q buffers it
+  // claims a tile ahead, as tile_order.h models.
+  static constexpr bool kDynamicClaimsAhead = kTransposeV && kQStages > 1;
 
   using BlockM = Int<kBlockM>;
   using BlockN = Int<kBlockN>;
@@ -241,7 +253,7 @@ struct TileConfig {
 enum class Barrier : uint32_t {
   kVTailZeroed = 1,     // every consumer warpgroup finished zeroing a V tail
   kTurnWarpgroup0 = 2,  // ping-pong turns: id 2 + warpgroup
-  kQueryEmpty0 = 5,     // consumers are done with Q buffer b and work[b] (id 5 + b); the producer may reuse them
+  kQueryEmpty0 = 5,     // Q buffer b and work[b] are read (id 5 + b); the producer may reuse them
   kEpilogue0 = 7,       // a warpgroup's O buffer is free / written (id 7 + warpgroup)
 };
 static_assert(uint32_t(Barrier::kEpilogue0) + 3 <= 16, "sm_90 has 16 named barriers");

@@ -8,11 +8,17 @@
 // H100: sections of an eighth of L2 gave s8192 575 TFLOP/s but s16384 b1
 // 429, where one CTA drew 1.56x the mean work). So the order is chosen by
 // summing each CTA's visible key blocks for a few candidates; measured
-// throughput followed that sum's max / mean within a few percent.
+// throughput followed that sum's max / mean within a few percent. Where no
+// static candidate is even (causal d128 b1 h16 s16384: 1.20 at best; b1 h8
+// s8192: 1.24), the order is handed out dynamically
+// (TileScheduler::NextTile), which the same model puts within 1% of even.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <queue>
+#include <utility>
 #include <vector>
 
 #include "kernels/mask.h"
@@ -23,6 +29,7 @@ namespace jax_fa3::hopper {
 struct TileOrder {
   int section = 1;  // (batch, head) pairs per L2 section
   bool snake = false;
+  bool dynamic = false;  // after the first wave, the next tile goes to the first CTA that asks
 };
 
 // Pairs whose K and V fit in an eighth of L2: K/V re-reads by a section's
@@ -35,24 +42,62 @@ inline int L2SectionPairs(const AttentionParams& p, int elem_bytes, int l2_bytes
   return static_cast<int>(std::min<int64_t>(pairs, int64_t{p.batch} * p.num_heads));
 }
 
+// Per-CTA work of a dynamic order over `costs` (in order): the first wave
+// goes to CTAs 0, 1, ...; after that a CTA asks for a tile when it finishes
+// one, or (claims_ahead) when it starts one, holding one tile in reserve.
+inline std::vector<int64_t> DynamicWork(const std::vector<int>& costs, int grid, bool claims_ahead) {
+  const int n = static_cast<int>(costs.size());
+  const int held = claims_ahead ? 2 : 1;  // tiles a CTA holds: its current one and any in reserve
+  std::vector<int64_t> work(grid, 0);
+  std::vector<std::vector<int>> reserve(grid);
+  using Event = std::pair<int64_t, int>;  // (time its current tile ends, CTA)
+  std::priority_queue<Event, std::vector<Event>, std::greater<Event>> ends;
+  int next = 0;
+  for (int round = 0; round < held; ++round) {
+    for (int cta = 0; cta < grid && next < n; ++cta) reserve[cta].push_back(costs[next++]);
+  }
+  for (int cta = 0; cta < grid; ++cta) {
+    if (reserve[cta].empty()) continue;
+    work[cta] = reserve[cta].front();
+    reserve[cta].erase(reserve[cta].begin());
+    ends.push({work[cta], cta});
+  }
+  while (!ends.empty()) {
+    const int cta = ends.top().second;
+    ends.pop();
+    if (next < n) reserve[cta].push_back(costs[next++]);
+    if (reserve[cta].empty()) continue;
+    work[cta] += reserve[cta].front();
+    reserve[cta].erase(reserve[cta].begin());
+    ends.push({work[cta], cta});
+  }
+  return work;
+}
+
 // Max over CTAs of the work the order gives, over the mean; cost[m] is query
 // block m's work.
-inline double OrderImbalance(const std::vector<int>& cost, int pairs, TileOrder order, int grid) {
+inline double OrderImbalance(const std::vector<int>& cost, int pairs, TileOrder order, int grid,
+                             bool claims_ahead = false) {
   const int m_blocks = static_cast<int>(cost.size());
-  std::vector<int64_t> work(grid, 0);
-  int64_t total = 0, t = 0;
+  std::vector<int> costs;  // in the order's sequence
   for (int first = 0; first < pairs; first += order.section) {
     const int here = std::min(order.section, pairs - first);
     for (int m_index = 0; m_index < m_blocks; ++m_index) {
-      for (int q = 0; q < here; ++q, ++t) {
-        const int64_t wave = t / grid;
-        const int slot = static_cast<int>(t - wave * grid);
-        const int cta = order.snake && wave % 2 == 1 ? grid - 1 - slot : slot;
-        work[cta] += cost[m_blocks - 1 - m_index];
-        total += cost[m_blocks - 1 - m_index];
-      }
+      for (int q = 0; q < here; ++q) costs.push_back(cost[m_blocks - 1 - m_index]);
     }
   }
+  std::vector<int64_t> work(grid, 0);
+  if (order.dynamic) {
+    work = DynamicWork(costs, grid, claims_ahead);
+  } else {
+    for (int64_t t = 0; t < static_cast<int64_t>(costs.size()); ++t) {
+      const int64_t wave = t / grid;
+      const int slot = static_cast<int>(t - wave * grid);
+      work[order.snake && wave % 2 == 1 ? grid - 1 - slot : slot] += costs[t];
+    }
+  }
+  int64_t total = 0;
+  for (const int c : costs) total += c;
   const int64_t max_work = *std::max_element(work.begin(), work.end());
   return total == 0 ? 1.0 : static_cast<double>(max_work) * grid / static_cast<double>(total);
 }
@@ -60,9 +105,12 @@ inline double OrderImbalance(const std::vector<int>& cost, int pairs, TileOrder 
 // Candidates: L2-sized sections, and sections of at least two waves of tiles
 // (long sequences: few pairs, many query blocks each); each handed out
 // plainly or snaking. The first within 2% of the best wins, L2-sized and
-// plain first. Past 32 tiles per CTA every order is even enough.
+// plain first; the dynamic order (which needs `can_count`: a tile counter
+// for the launcher to zero; `claims_ahead`: how the kernel claims tiles)
+// only where it beats that by more than 5%, as it costs a memset and an
+// atomic per tile. Past 32 tiles per CTA every order is even enough.
 inline TileOrder ChooseTileOrder(const AttentionParams& p, int block_m, int block_n, int elem_bytes, int l2_bytes,
-                                 int m_blocks, int grid) {
+                                 int m_blocks, int grid, bool can_count, bool claims_ahead) {
   const int pairs = p.batch * p.num_heads;
   const int l2_section = L2SectionPairs(p, elem_bytes, l2_bytes);
   constexpr int kEvenTilesPerCta = 32;
@@ -86,7 +134,16 @@ inline TileOrder ChooseTileOrder(const AttentionParams& p, int block_m, int bloc
   constexpr double kTolerance = 1.02;
   int chosen = 0;
   while (imbalance[chosen] > best * kTolerance) ++chosen;
-  return candidates[chosen];
+  if (!can_count) return candidates[chosen];
+  // Dynamic: sections restart at their longest tile, which a late CTA may
+  // draw; a section of twice the L2 size halves those restarts (b1 h8 s8192:
+  // 1.22 -> 1.00 in this model).
+  const TileOrder dynamic[] = {{l2_section, false, true}, {std::min(pairs, 2 * l2_section), false, true}};
+  const double dynamic_imbalance[] = {OrderImbalance(cost, pairs, dynamic[0], grid, claims_ahead),
+                                      OrderImbalance(cost, pairs, dynamic[1], grid, claims_ahead)};
+  const int d = dynamic_imbalance[0] <= dynamic_imbalance[1] * kTolerance ? 0 : 1;
+  constexpr double kDynamicGain = 1.05;
+  return dynamic_imbalance[d] * kDynamicGain < best ? dynamic[d] : candidates[chosen];
 }
 
 }  // namespace jax_fa3::hopper

@@ -2,11 +2,13 @@
 //
 // grid.x = min(tiles, CTA slots); CTA c takes tile c of each wave of grid.x
 // tiles, or (snake, chosen on the host: tile_order.h) grid.x - 1 - c in odd
-// waves, so that a CTA that drew a long tile draws a short one next. The
-// TMA warp decodes each tile and publishes it (TileWork) with the tile's Q
-// buffer, so the consumers' per-tile chain starts without the scan below or
-// a global load; the FP8 transpose warps decode the same tiles themselves
-// (deterministically), off the consumers' critical path.
+// waves, so that a CTA that drew a long tile draws a short one next. Where
+// no static assignment is even (few long causal tiles per CTA), the tiles
+// after the first wave go to whichever CTA asks first, by a counter in
+// global memory that the launcher zeroes. The TMA warp decodes each tile and
+// publishes it (TileWork) with the tile's Q buffer, so the consumers' and
+// the FP8 transpose warps' per-tile chains start without the scan below, a
+// global load or the counter.
 //
 // Dense order without a causal or window mask: the query block is the fast
 // index, so the CTAs that read one (batch, head)'s K/V run at the same time
@@ -29,6 +31,7 @@ struct SchedulerParams {
   int section = 1;       // (batch, head) pairs per L2 section, longest-first only
   bool longest_first = false;
   bool snake = false;    // odd waves hand out their tiles in reverse
+  int* tile_counter = nullptr;  // dynamic: zero at launch; tiles taken past the first wave
 };
 
 struct TileInfo {
@@ -59,6 +62,15 @@ struct TileScheduler {
   __device__ __forceinline__ int TileOfCta(int index) const {
     const int slot = s.snake && index % 2 == 1 ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
     return index * gridDim.x + slot;
+  }
+
+  // The CTA's index-th tile; called by all lanes of one warp, once per
+  // index, in increasing order.
+  __device__ __forceinline__ int NextTile(int index) const {
+    if (s.tile_counter == nullptr || index == 0) return TileOfCta(index);
+    int t = 0;
+    if (threadIdx.x % 32 == 0) t = gridDim.x + atomicAdd(s.tile_counter, 1);
+    return __shfl_sync(0xffffffffu, t, 0);
   }
 
   static __host__ int NumTilesUpperBound(const AttentionParams& p, int* m_blocks) {

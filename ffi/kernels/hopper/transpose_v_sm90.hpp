@@ -179,7 +179,7 @@ struct VTransposer {
     }
   }
 
-  // Producer warps 1-3: the same tile walk as the TMA warp.
+  // Producer warps 1-3: the tiles the TMA warp publishes.
   __device__ __forceinline__ static void Run(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
                                              PipelineV& pipe_v, PipelineVt& pipe_vt) {
     const int warp = (threadIdx.x - 32) / 32;
@@ -189,18 +189,25 @@ struct VTransposer {
     const uint32_t svt = cute::cast_smem_ptr_to_uint(ss.vt.data());  // stages of (D, N), TileVt
     typename PipelineV::PipelineState read;
     auto write = cutlass::make_producer_start_state<PipelineVt>();
-    TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
-    for (int index = 0, t = scheduler.TileOfCta(0); t < kp.sched.num_tiles; t = scheduler.TileOfCta(++index)) {
-      const TileInfo tile = scheduler.Decode(t);
+    // Kept as a running (buffer, phase) pair in a rolled loop: the index
+    // arithmetic cost head dim 256's 40-register warps 8 bytes of spills.
+#pragma unroll 1
+    for (int q_buffer = 0, phase = 0;; phase ^= q_buffer == Cfg::kQStages - 1,
+             q_buffer = q_buffer == Cfg::kQStages - 1 ? 0 : q_buffer + 1) {
+      ss.q_full[q_buffer].wait(phase);
+      const TileInfo tile = ss.work[q_buffer].tile;
       if (!tile.valid) break;
+      NamedBarrierArrive(Cfg::kQueryEmptyThreads, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
       const KeyBlocks kb = VisibleKeyBlocks<Cfg>(kp.p, tile);
-      const int tail = VTailRow<Cfg>(kp.p, tile, kb);
-      for (int n = kb.hi - 1; n >= kb.lo; --n) {
+      // The blocks arrive last first; only the first can have a tail. A
+      // block count and the tail are all the loop keeps (40 registers).
+      int tail = VTailRow<Cfg>(kp.p, tile, kb);
+      for (int blocks = kb.hi - kb.lo; blocks > 0; --blocks, tail = -1) {
         pipe_v.consumer_wait(read);
         pipe_vt.producer_acquire(write);
         const uint32_t src = sv + read.index() * TileV::kBytes;
         const uint32_t dst = svt + write.index() * TileVt::kBytes;
-        if (n == kb.hi - 1 && tail >= 0) {
+        if (tail >= 0) {
           Stage<true>(src, dst, tail, warp, lane, la);
         } else {
           Stage<false>(src, dst, Cfg::kBlockN, warp, lane, la);
