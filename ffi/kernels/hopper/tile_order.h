@@ -11,7 +11,9 @@
 // throughput followed that sum's max / mean within a few percent. Where no
 // static candidate is even (causal d128 b1 h16 s16384: 1.20 at best; b1 h8
 // s8192: 1.24), the order is handed out dynamically
-// (TileScheduler::NextTile), which the same model puts within 1% of even.
+// (TileScheduler::NextTile); simulating how the kernel claims tiles, the
+// same model puts those within 1% of even (FP8, which claims a tile ahead:
+// within 4-12%), and they measured 15-26% faster (bench/NOTES.md, v23).
 #pragma once
 
 #include <algorithm>
