@@ -17,11 +17,12 @@
 // in L2-sized sections, inside which the query block is the slow index
 // (descending, as later blocks see more keys) and the pair the fast one.
 // Varlen: tile = query block * heads + head, query blocks counted
-// over the virtual sequences of seqlen.h by a warp prefix scan over
+// over the virtual sequences of varlen_blocks.cuh by a warp prefix scan over
 // cu_seqlens on the device, resumed where the previous tile stopped.
 #pragma once
 
 #include "kernels/seqlen.h"
+#include "kernels/varlen_blocks.cuh"
 
 namespace jax_fa3::hopper {
 
@@ -54,9 +55,7 @@ template <int kBlockM>
 struct TileScheduler {
   const AttentionParams& p;
   const SchedulerParams& s;
-  // Varlen scan position: virtual sequences before `chunk` hold `base` blocks.
-  int chunk = 0;
-  int base = 0;
+  VarlenBlockScan<kBlockM> scan;  // varlen: resumed by each tile's search
 
   // The CTA's index-th tile (increasing in index, as DecodeVarlen needs).
   __device__ __forceinline__ int TileOfCta(int index) const {
@@ -108,39 +107,15 @@ struct TileScheduler {
     return info;
   }
 
-  __device__ __forceinline__ static SeqInfo VirtualSeq(const AttentionParams& p, int vi) {
-    if (vi == 0) return GetGapInfo(p, /*trailing=*/false);
-    if (vi == p.batch + 1) return GetGapInfo(p, /*trailing=*/true);
-    return GetSeqInfo(p, vi - 1);
-  }
-
   __device__ __forceinline__ TileInfo DecodeVarlen(int t) {
     TileInfo info;
     const int block = t / p.num_heads;
     info.head = t - block * p.num_heads;
-    const int lane = threadIdx.x % 32;
-    const int num_virtual = p.batch + 2;
-    for (; chunk < num_virtual; chunk += 32) {
-      const int vi = chunk + lane;
-      const int n = vi < num_virtual ? (VirtualSeq(p, vi).seqlen_q + kBlockM - 1) / kBlockM : 0;
-      int incl = n;
-#pragma unroll
-      for (int off = 1; off < 32; off *= 2) {
-        const int up = __shfl_up_sync(0xffffffffu, incl, off);
-        if (lane >= off) incl += up;
-      }
-      const int excl = incl - n;
-      const unsigned hit = __ballot_sync(0xffffffffu, block >= base + excl && block < base + incl);
-      if (hit != 0) {
-        const int src = __ffs(hit) - 1;
-        const int seq = __shfl_sync(0xffffffffu, vi, src);
-        info.m_block = block - base - __shfl_sync(0xffffffffu, excl, src);
-        info.seq = VirtualSeq(p, seq);
-        info.batch = seq == 0 || seq == p.batch + 1 ? 0 : seq - 1;
-        info.valid = true;
-        return info;
-      }
-      base += __shfl_sync(0xffffffffu, incl, 31);
+    int vi;
+    if (scan.Find(p, block, /*pack=*/1, &vi, &info.m_block)) {
+      info.seq = VirtualSeqInfo(p, vi);
+      info.batch = VirtualSeqBatch(p, vi);
+      info.valid = true;
     }
     return info;
   }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "kernels/seqlen.h"
+#include "kernels/varlen_blocks.cuh"
 
 namespace jax_fa3::portable {
 
@@ -19,12 +20,6 @@ struct BlockCoord {
   int m_block = 0;
   bool valid = false;
 };
-
-__device__ __forceinline__ SeqInfo VirtualSeqInfo(const AttentionParams& p, int vi) {
-  if (vi == 0) return GetGapInfo(p, /*trailing=*/false);
-  if (vi == p.batch + 1) return GetGapInfo(p, /*trailing=*/true);
-  return GetSeqInfo(p, vi - 1);
-}
 
 // Query rows per token: with packed GQA every head of a group is a row.
 __host__ __device__ inline int PackFactor(const AttentionParams& p) { return p.pack_gqa ? p.head_group() : 1; }
@@ -50,38 +45,18 @@ __device__ BlockCoord FindBlock(const AttentionParams& p) {
   }
   __shared__ int found[2];
   if (threadIdx.x < 32) {
-    const int lane = threadIdx.x;
-    int base = 0;
-    int seq = -1, m_block = 0;
-    for (int chunk = 0; chunk < p.batch + 2; chunk += 32) {
-      const int vi = chunk + lane;
-      const int n =
-          vi < p.batch + 2 ? (VirtualSeqInfo(p, vi).seqlen_q * PackFactor(p) + kBlockM - 1) / kBlockM : 0;
-      int incl = n;
-#pragma unroll
-      for (int off = 1; off < 32; off *= 2) {
-        const int up = __shfl_up_sync(0xffffffffu, incl, off);
-        if (lane >= off) incl += up;
-      }
-      const int excl = incl - n;
-      const unsigned hit = __ballot_sync(0xffffffffu, tile >= base + excl && tile < base + incl);
-      if (hit != 0) {
-        const int src = __ffs(hit) - 1;
-        seq = __shfl_sync(0xffffffffu, vi, src);
-        m_block = tile - base - __shfl_sync(0xffffffffu, excl, src);
-        break;
-      }
-      base += __shfl_sync(0xffffffffu, incl, 31);
-    }
-    if (lane == 0) {
-      found[0] = seq;
+    VarlenBlockScan<kBlockM> scan;
+    int vi = 0, m_block = 0;
+    const bool hit = scan.Find(p, tile, PackFactor(p), &vi, &m_block);
+    if (threadIdx.x == 0) {
+      found[0] = hit ? vi : -1;
       found[1] = m_block;
     }
   }
   __syncthreads();
   if (found[0] < 0) return c;
   c.seq = VirtualSeqInfo(p, found[0]);
-  c.batch = found[0] == 0 || found[0] == p.batch + 1 ? 0 : found[0] - 1;
+  c.batch = VirtualSeqBatch(p, found[0]);
   c.m_block = found[1];
   c.valid = true;
   return c;
