@@ -12,12 +12,15 @@ namespace jax_fa3 {
 namespace {
 
 #ifdef JAX_FA3_WITH_SM90
-// JAX_FA3_FORCE_PORTABLE=1 pins every call to the portable kernel (read at
-// each call, so tests can compare both paths in one process).
-bool ForcedPortable() {
-  const char* v = std::getenv("JAX_FA3_FORCE_PORTABLE");
+// A switch in the environment: set, non-empty and not "0". Read at each
+// call, so tests and benchmarks can compare both settings in one process.
+bool EnvFlag(const char* name) {
+  const char* v = std::getenv(name);
   return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
 }
+
+// JAX_FA3_FORCE_PORTABLE=1 pins every call to the portable kernel.
+bool ForcedPortable() { return EnvFlag("JAX_FA3_FORCE_PORTABLE"); }
 
 bool OnSm90() {
   int device, major, minor;
@@ -57,8 +60,7 @@ hopper::TileShape ChooseTileShape(const AttentionParams& p) {
 // Hopper kernel keeps a static tile order (bench/tile_order.py compares).
 AttentionParams WithTileOrderPolicy(const AttentionParams& params) {
   AttentionParams p = params;
-  const char* v = std::getenv("JAX_FA3_STATIC_TILE_ORDER");
-  if (v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0) p.tile_counter = nullptr;
+  if (EnvFlag("JAX_FA3_STATIC_TILE_ORDER")) p.tile_counter = nullptr;
   return p;
 }
 

@@ -49,28 +49,26 @@ inline int L2SectionPairs(const AttentionParams& p, int elem_bytes, int l2_bytes
 // one, or (claims_ahead) when it starts one, holding one tile in reserve.
 inline std::vector<int64_t> DynamicWork(const std::vector<int>& costs, int grid, bool claims_ahead) {
   const int n = static_cast<int>(costs.size());
-  const int held = claims_ahead ? 2 : 1;  // tiles a CTA holds: its current one and any in reserve
+  int next = 0;
+  const auto claim = [&] { return next < n ? costs[next++] : -1; };  // -1: none left
   std::vector<int64_t> work(grid, 0);
-  std::vector<std::vector<int>> reserve(grid);
+  std::vector<int> reserve(grid, -1);
   using Event = std::pair<int64_t, int>;  // (time its current tile ends, CTA)
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> ends;
-  int next = 0;
-  for (int round = 0; round < held; ++round) {
-    for (int cta = 0; cta < grid && next < n; ++cta) reserve[cta].push_back(costs[next++]);
-  }
-  for (int cta = 0; cta < grid; ++cta) {
-    if (reserve[cta].empty()) continue;
-    work[cta] = reserve[cta].front();
-    reserve[cta].erase(reserve[cta].begin());
+  for (int cta = 0; cta < grid && next < n; ++cta) {
+    work[cta] = claim();
     ends.push({work[cta], cta});
+  }
+  if (claims_ahead) {
+    for (int cta = 0; cta < grid; ++cta) reserve[cta] = claim();
   }
   while (!ends.empty()) {
     const int cta = ends.top().second;
     ends.pop();
-    if (next < n) reserve[cta].push_back(costs[next++]);
-    if (reserve[cta].empty()) continue;
-    work[cta] += reserve[cta].front();
-    reserve[cta].erase(reserve[cta].begin());
+    int cost = claim();
+    if (claims_ahead) std::swap(cost, reserve[cta]);  // start the reserved tile, keep the new claim
+    if (cost < 0) continue;
+    work[cta] += cost;
     ends.push({work[cta], cta});
   }
   return work;
