@@ -41,6 +41,16 @@ def test_splits(num_splits, layout):
     check_case(case, jnp.bfloat16)
 
 
+@pytest.mark.parametrize("num_splits", [3, 20, 40])
+def test_combine_many_rows(num_splits):
+    # 559 rows of out, more than the other cases' few dozen: the combine
+    # kernel's last CTA holds fewer rows than its warps, and 20 and 40 splits
+    # take more than one batch of partial loads.
+    case = make_case(70 + num_splits, jnp.float16, batch=43, heads=13, heads_k=1, head_dim=D, layout="contiguous",
+                     seqlen_cache=300, num_splits=num_splits)
+    check_case(case, jnp.float16)
+
+
 @pytest.mark.parametrize("group", [1, 2, 4, 8, 16])
 @pytest.mark.parametrize("seqlen_q", [1, 5])
 def test_gqa_ratios(group, seqlen_q):
