@@ -1,7 +1,7 @@
 // The Hopper forward kernel: warp roles and pipelines only.
 //
 // Warpgroup 0 is the producer (one warp issues TMA loads, 24 registers per
-// thread); warpgroups 1 to 3 (BlockTiling says how many) are consumers of
+// thread); warpgroups 1 and 2 (BlockTiling says how many) are consumers of
 // 64 query rows each. The grid is persistent: each CTA walks
 // tiles of the scheduler.
 #pragma once

@@ -118,7 +118,9 @@ struct TileConfig {
   static constexpr int kHeadDim = kHeadDim_;
   using Tiling = BlockTiling<kHeadDim, sizeof(Element), kTile>;
   static constexpr int kConsumerWarpgroups = Tiling::kConsumerWarpgroups;
-  static_assert(kConsumerWarpgroups >= 1 && kConsumerWarpgroups <= 3);
+  // Three warpgroups (192 rows, 160 registers each) measured slower for
+  // every shape tried (bench/NOTES.md, v20).
+  static_assert(kConsumerWarpgroups == 1 || kConsumerWarpgroups == 2);
   static constexpr int kCtasPerSm = kConsumerWarpgroups == 1 ? 2 : 1;
   static constexpr int kRowsPerWarpgroup = 64;  // the M of one wgmma
   static constexpr int kBlockM = kRowsPerWarpgroup * kConsumerWarpgroups;
@@ -142,12 +144,11 @@ struct TileConfig {
   // granularity), at most 240. The FP8 transpose runs in 40 registers
   // without local memory beside two consumer warpgroups; beside one (the
   // short tile, two CTAs per SM) it takes 48, as the tile loop it follows
-  // spilled 16 bytes at 40; with three consumer warpgroups it gets 32 (a
-  // few local accesses off the consumers' path) so that they get 160, not 152.
-  // Two consumer warpgroups: 240 (FP8 232); one: 232 (208); three: 160.
+  // spilled 16 bytes at 40. Two consumer warpgroups: 240 (FP8 232); one:
+  // 232 (208).
   static constexpr int kLaunchRegisters = 65536 / kCtasPerSm / kThreads / 8 * 8;
   static constexpr int kProducerRegisters =
-      !kTransposeV ? 24 : (kConsumerWarpgroups == 1 ? 48 : (kConsumerWarpgroups == 2 ? 40 : 32));
+      !kTransposeV ? 24 : (kConsumerWarpgroups == 1 ? 48 : 40);
   static constexpr int kConsumerRegisters = cute::min(
       240, (kLaunchRegisters * kThreads - 128 * kProducerRegisters) / kConsumerThreads / 8 * 8);
   static_assert(128 * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= kLaunchRegisters * kThreads);
@@ -248,8 +249,7 @@ struct TileConfig {
 };
 
 // Hardware named-barrier ids (0 is __syncthreads). The kernel uses none of
-// CUTLASS's reserved ones, and three consumer warpgroups need more ids than
-// CUTLASS leaves its users (8), so NamedBarrierSync/Arrive take them raw.
+// CUTLASS's reserved ones, so NamedBarrierSync/Arrive take them raw.
 enum class Barrier : uint32_t {
   kVTailZeroed = 1,     // every consumer warpgroup finished zeroing a V tail
   kTurnWarpgroup0 = 2,  // ping-pong turns: id 2 + warpgroup
