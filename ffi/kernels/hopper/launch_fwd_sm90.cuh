@@ -76,7 +76,7 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
 
   const int grid = std::min(kp.sched.num_tiles, slots);
   if (kp.sched.longest_first && !p.is_varlen()) {
-    const TileOrder order = ChooseTileOrder(p, Cfg::kBlockM, Cfg::kBlockN, sizeof(In), l2_bytes, m_blocks, grid,
+    const TileOrder order = CachedTileOrder(p, Cfg::kBlockM, Cfg::kBlockN, sizeof(In), l2_bytes, m_blocks, grid,
                                             /*can_count=*/p.tile_counter != nullptr, Cfg::kDynamicClaimsAhead);
     kp.sched.section = order.section;
     kp.sched.snake = order.snake;

@@ -17,8 +17,11 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <queue>
 #include <utility>
 #include <vector>
@@ -145,6 +148,30 @@ inline TileOrder ChooseTileOrder(const AttentionParams& p, int block_m, int bloc
   const int d = dynamic_imbalance[0] <= dynamic_imbalance[1] * kTolerance ? 0 : 1;
   constexpr double kDynamicGain = 1.02;
   return dynamic_imbalance[d] * kDynamicGain < best ? dynamic[d] : candidates[chosen];
+}
+
+// ChooseTileOrder remembered per problem: its simulations take up to a few
+// hundred microseconds of host time (b2 h16 s8192: 263 µs), and a call site
+// launches the same shapes on every step.
+inline TileOrder CachedTileOrder(const AttentionParams& p, int block_m, int block_n, int elem_bytes, int l2_bytes,
+                                 int m_blocks, int grid, bool can_count, bool claims_ahead) {
+  // Every input ChooseTileOrder reads (m_blocks follows from seqlen_q and block_m).
+  using Key = std::array<int64_t, 15>;
+  const Key key{p.batch,   p.num_heads, p.num_heads_k, p.seqlen_q, p.seqlen_k, p.head_dim, p.window_left,
+                p.window_right, block_m, block_n, elem_bytes, l2_bytes, grid, can_count, claims_ahead};
+  static std::mutex mu;
+  static std::map<Key, TileOrder> cache;
+  constexpr size_t kMaxEntries = 1024;  // a bound for processes that sweep many shapes
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (const auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  const TileOrder order =
+      ChooseTileOrder(p, block_m, block_n, elem_bytes, l2_bytes, m_blocks, grid, can_count, claims_ahead);
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache.size() >= kMaxEntries) cache.clear();
+  cache.emplace(key, order);
+  return order;
 }
 
 }  // namespace jax_fa3::hopper
