@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "cutlass/numeric_types.h"
+#include "kernels/env_flag.h"
 #include "kernels/hopper/supported.h"
 #include "kernels/launch_fwd.h"
 
@@ -12,13 +13,6 @@ namespace jax_fa3 {
 namespace {
 
 #ifdef JAX_FA3_WITH_SM90
-// A switch in the environment: set, non-empty and not "0". Read at each
-// call, so tests and benchmarks can compare both settings in one process.
-bool EnvFlag(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
-}
-
 // JAX_FA3_FORCE_PORTABLE=1 pins every call to the portable kernel.
 bool ForcedPortable() { return EnvFlag("JAX_FA3_FORCE_PORTABLE"); }
 

@@ -10,6 +10,11 @@ namespace jax_fa3 {
 // this many partial LSEs per row in registers).
 inline constexpr int kMaxSplits = 64;
 
+// The most splits that one thread-block cluster merges on sm_90
+// (portable/cluster_merge.cuh): the portable cluster size. Clusters of 16
+// measured slower (bench/NOTES.md, d12).
+inline constexpr int kMaxClusterSplits = 8;
+
 // Split `split` of `num_splits` owns the blocks [b0, b1) of the block_n-key
 // blocks that cover [key_lo, key_hi) (the first one aligned down to a block
 // boundary): its keys are [*lo, *hi). Splits past the block count own none.

@@ -15,6 +15,7 @@
 
 #include "kernels/mask.h"
 #include "kernels/params.h"
+#include "kernels/portable/cluster_merge.cuh"
 #include "kernels/portable/numeric_sm80.cuh"
 #include "kernels/portable/query_tile.cuh"
 #include "kernels/portable/softmax.cuh"
@@ -118,7 +119,8 @@ struct KvStageCopy {
 
 // Merges the warps' softmax states and outputs (each warp saw a quarter of
 // every stage's keys) in the drained ring, then writes the tile: out and lse,
-// or split blockIdx.z's fp32 partials (normalized, with their lse).
+// or split blockIdx.z's fp32 partials (normalized, with their lse) to the
+// workspace, or, in a cluster, to shared memory for the cluster's merge.
 template <class Cfg, class Out>
 __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int batch, const SeqInfo& seq,
                                                    const QueryTile& t, float v_scale,
@@ -147,12 +149,16 @@ __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int
   }
   __syncthreads();
 
-  constexpr int kVec = 4;  // one float4 of a row per thread and step
-  constexpr int kVecsPerRow = Cfg::kHeadDim / kVec;
+  // In a cluster (split-KV on sm_90) this split's partial stays in shared
+  // memory, after the warps' outputs, for the cluster to merge.
+  const bool in_cluster = ClusterCtas() > 1;
+  float* sPart = merge + Cfg::kMergeFloats;            // (kBlockM, kHeadDim)
+  float* sLse = sPart + Cfg::kBlockM * Cfg::kHeadDim;  // (kBlockM)
+  constexpr int kPiecesPerRow = Cfg::kHeadDim / kMergeVec;
   const bool split = p.split.num_splits > 1;
-  for (int item = threadIdx.x; item < Cfg::kBlockM * kVecsPerRow; item += Cfg::kThreads) {
-    const int row = item / kVecsPerRow;
-    const int col = (item % kVecsPerRow) * kVec;
+  for (int item = threadIdx.x; item < Cfg::kBlockM * kPiecesPerRow; item += Cfg::kThreads) {
+    const int row = item / kPiecesPerRow;
+    const int col = (item % kPiecesPerRow) * kMergeVec;
     if (t.m0 + row >= t.rows || col >= p.head_dim) continue;
     float m = -INFINITY;
 #pragma unroll
@@ -173,20 +179,20 @@ __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int
     }
     const float scale = sum > 0.f ? v_scale / sum : 0.f;
     const float lse = sum > 0.f ? m * kLn2 + logf(sum) : -INFINITY;
-    const int64_t token = seq.q_start + t.Token(row);
-    const int head = t.Head(row);
-    const int64_t offset = batch * p.out_stride.batch + token * p.out_stride.row + head * p.out_stride.head;
-    if (split) {
-      float* dst = p.split.out_accum + blockIdx.z * OutRows(p) * p.head_dim + offset + col;
-      *reinterpret_cast<float4*>(dst) = make_float4(acc.x * scale, acc.y * scale, acc.z * scale, acc.w * scale);
+    const float4 value = make_float4(acc.x * scale, acc.y * scale, acc.z * scale, acc.w * scale);
+    if (in_cluster) {
+      *reinterpret_cast<float4*>(sPart + row * Cfg::kHeadDim + col) = value;
+      if (col == 0) sLse[row] = lse;
+    } else if (split) {
+      const int64_t offset = batch * p.out_stride.batch + (seq.q_start + t.Token(row)) * p.out_stride.row +
+                             t.Head(row) * p.out_stride.head;
+      *reinterpret_cast<float4*>(p.split.out_accum + blockIdx.z * OutRows(p) * p.head_dim + offset + col) = value;
       if (col == 0) p.split.lse_accum[blockIdx.z * OutRows(p) + offset / p.head_dim] = lse;
-      continue;
+    } else {
+      StoreOutPiece<Out>(p, batch, seq, t, row, col, value, lse);
     }
-    Out* dst = static_cast<Out*>(p.out) + offset + col;
-    StorePair(dst, acc.x * scale, acc.y * scale);
-    StorePair(dst + 2, acc.z * scale, acc.w * scale);
-    if (col == 0) p.lse[batch * p.lse_batch_stride + head * p.lse_head_stride + token] = lse;
   }
+  if (in_cluster) MergeClusterSplits<Cfg, Out>(p, batch, seq, t, sPart, sLse);
 }
 
 // Scaled (log2-domain) scores, masked only where the mask cuts the tile.
@@ -200,13 +206,16 @@ __device__ __forceinline__ void ScoresToLogits(float (&s)[kNTiles][4], const Tra
   }
 }
 
-// grid: (batch, num_heads_k * query tiles, num_splits). `stages` is the
-// ring's depth, chosen at launch for the device's shared memory.
+// grid: (batch, num_heads_k * query tiles, num_splits); with split-KV on
+// sm_90 the launcher may make each query tile's splits one cluster, which
+// then merges them (cluster_merge.cuh). `stages` is the ring's depth, chosen
+// at launch for the device's shared memory.
 template <class Cfg, class In, class Out>
 __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant__ AttentionParams p, int stages) {
   static_assert(sizeof(In) == 2, "the decode kernel copies 16-bit K/V as they are; FP8 takes the tile kernel");
-  static_assert(Cfg::kMergeFloats * sizeof(float) <= Cfg::kMinStages * Cfg::kStageElems * sizeof(In),
-                "the warps' partial outputs must fit the smallest ring");
+  static_assert((Cfg::kMergeFloats + Cfg::kPartialFloats) * sizeof(float) <=
+                    Cfg::kMinStages * Cfg::kStageElems * sizeof(In),
+                "the warps' outputs and the split's partial must fit the smallest ring");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   In* sQ = reinterpret_cast<In*>(smem_raw);  // (kBlockM, kSmemStride)
   In* sRing = sQ + Cfg::kQueryElems;         // (stages, K | V, kTileKeys, kSmemStride)

@@ -5,7 +5,9 @@
 #include <atomic>
 
 #include "kernels/device_cache.h"
+#include "kernels/env_flag.h"
 #include "kernels/launch_fwd.h"
+#include "kernels/portable/cluster_merge.cuh"
 #include "kernels/portable/combine.cuh"
 #include "kernels/portable/kernel_decode_sm80.cuh"
 #include "kernels/portable/kernel_fwd_sm80.cuh"
@@ -61,30 +63,82 @@ inline bool DecodeKernelTakes(const AttentionParams& p) {
   return !p.is_varlen() && static_cast<long long>(p.seqlen_q) * p.head_group() <= DecodeConfig<64>::kBlockM;
 }
 
-template <class In, class Out, int kHeadDim>
-cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
-  using Cfg = DecodeConfig<kHeadDim>;
-  auto* kernel = &DecodeFwd<Cfg, In, Out>;
-  // Per device: the ring depth, once the kernel's shared-memory limit is
-  // raised to it and the kernel is known to fit an SM.
-  static std::atomic<int> stages_cache[kMaxCachedDevices] = {};
-  const int stages = CachedForDevice(stages_cache, [&](int device) {
+// A launch of the decode kernel whose CTAs (1, 1, cluster_z) form a cluster.
+struct ClusterLaunch {
+  cudaLaunchAttribute attr = {};
+  cudaLaunchConfig_t config = {};
+
+  ClusterLaunch(dim3 grid, int threads, int smem_bytes, cudaStream_t stream, int cluster_z) {
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = 1;
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = cluster_z;
+    config.gridDim = grid;
+    config.blockDim = dim3(threads);
+    config.dynamicSmemBytes = smem_bytes;
+    config.stream = stream;
+    config.attrs = &attr;
+    config.numAttrs = 1;
+  }
+};
+
+// Whether the current device runs the decode kernel in clusters of
+// kMaxClusterSplits CTAs (and so of any smaller size): sm_90 and newer.
+template <class Kernel>
+bool ClustersFit(Kernel* kernel, int device, int threads, int smem_bytes) {
+  int major = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess || major < 9) {
+    return false;
+  }
+  const ClusterLaunch launch(dim3(1, 1, kMaxClusterSplits), threads, smem_bytes, nullptr, kMaxClusterSplits);
+  int clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &launch.config) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return clusters > 0;
+}
+
+// How the decode kernel launches on a device, queried once per device and
+// kernel: the ring depth (two CTAs per SM) and whether clusters fit.
+struct DecodeLaunchInfo {
+  int stages = 0;
+  bool clusters = false;
+
+  // CachedForDevice holds one positive int per device.
+  int Pack() const { return stages << 1 | (clusters ? 1 : 0); }
+  static DecodeLaunchInfo Unpack(int v) { return {v >> 1, (v & 1) != 0}; }
+};
+
+template <class Cfg, class In, class Kernel>
+DecodeLaunchInfo QueryDecodeLaunch(Kernel* kernel) {
+  static std::atomic<int> cache[kMaxCachedDevices] = {};
+  return DecodeLaunchInfo::Unpack(CachedForDevice(cache, [&](int device) {
     int per_sm = 0, per_block = 0, ctas = 0;
     if (cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) != cudaSuccess ||
         cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
       return 0;
     }
-    const int stages = DecodeStages<Cfg, In>(per_sm, per_block);
-    const int bytes = DecodeSmemBytes<Cfg, In>(stages);
+    DecodeLaunchInfo info;
+    info.stages = DecodeStages<Cfg, In>(per_sm, per_block);
+    const int bytes = DecodeSmemBytes<Cfg, In>(info.stages);
     if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) != cudaSuccess ||
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&ctas, kernel, Cfg::kThreads, bytes) != cudaSuccess ||
         ctas <= 0) {
       return 0;
     }
-    return stages;
-  });
-  if (stages == 0) return cudaErrorInvalidDevice;
-  const int smem_bytes = DecodeSmemBytes<Cfg, In>(stages);  // the cached query raised the kernel's limit to it
+    info.clusters = ClustersFit(kernel, device, Cfg::kThreads, bytes);
+    return info.Pack();
+  }));
+}
+
+template <class In, class Out, int kHeadDim>
+cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
+  using Cfg = DecodeConfig<kHeadDim>;
+  auto* kernel = &DecodeFwd<Cfg, In, Out>;
+  // The query raised the kernel's shared-memory limit to the deeper ring.
+  const DecodeLaunchInfo info = QueryDecodeLaunch<Cfg, In>(kernel);
+  if (info.stages == 0) return cudaErrorInvalidDevice;
 
   const int m_tiles = (p.seqlen_q * p.head_group() + Cfg::kBlockM - 1) / Cfg::kBlockM;
   const long long ctas = static_cast<long long>(p.batch) * p.num_heads_k * m_tiles;
@@ -99,7 +153,17 @@ cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
     p.split.num_splits = ChooseDecodeSplits(ctas, key_tiles, NumSms(), p.split.max_splits);
   }
   const dim3 grid(p.batch, p.num_heads_k * m_tiles, p.split.num_splits);
-  kernel<<<grid, Cfg::kThreads, smem_bytes, stream>>>(p, stages);
+  const int smem_bytes = DecodeSmemBytes<Cfg, In>(info.stages);
+  // JAX_FA3_SPLIT_COMBINE_KERNEL=1 merges splits in the combine kernel even
+  // where a cluster could (tests and bench/decode_kernels.py compare both).
+  if (info.clusters && ClusterMergePays(ctas, p.split.num_splits, NumSms()) &&
+      !EnvFlag("JAX_FA3_SPLIT_COMBINE_KERNEL")) {
+    const ClusterLaunch launch(grid, Cfg::kThreads, smem_bytes, stream, p.split.num_splits);
+    const cudaError_t err = cudaLaunchKernelEx(&launch.config, kernel, p, info.stages);
+    if (err != cudaSuccess) cudaGetLastError();  // returned here, not left for the next launch to report
+    return err;
+  }
+  kernel<<<grid, Cfg::kThreads, smem_bytes, stream>>>(p, info.stages);
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess || p.split.num_splits <= 1) return err;
   return LaunchCombine<Out>(p, stream);

@@ -52,6 +52,18 @@ inline int ChooseDecodeSplits(long long ctas, int key_tiles, int slots, int max_
   return limit;
 }
 
+// Whether the decode kernel's `splits` CTAs of each of its `ctas` query tiles
+// should form a cluster and merge there instead of in the combine kernel. A
+// cluster runs inside one GPC, so its CTAs share that GPC's share of the
+// memory bandwidth: the merge pays only when there are enough clusters to
+// spread over every GPC (bench/NOTES.md, d12: seed b32, 64 clusters of 2,
+// 31.4 -> 30.5 µs; seed b1, 2 clusters of 16, no gain; b1 128k, 8 of 16,
+// 189 -> 264 µs).
+inline bool ClusterMergePays(long long ctas, int splits, int num_sms) {
+  constexpr int kSmsPerCluster = 4;  // a cluster per 4 SMs: about four per GPC of 16-18 SMs
+  return splits > 1 && splits <= kMaxClusterSplits && ctas * kSmsPerCluster >= num_sms;
+}
+
 // Sets p->pack_gqa and p->split.num_splits (a forced count is kept).
 // kBlockM / kBlockN: the kernel's query and key tile sizes.
 inline void ChooseSchedule(AttentionParams* p, int block_m, int block_n, int num_sms) {

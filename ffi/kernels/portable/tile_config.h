@@ -59,6 +59,8 @@ struct DecodeConfig {
   // pairs) hit 32 distinct banks.
   static constexpr int kMergeStride = kHeadDim + 8;
   static constexpr int kMergeFloats = kWarps * kBlockM * (kMergeStride + 2);  // outputs, then (max, sum)
+  // After them, a split's merged partial and lse for the cluster merge.
+  static constexpr int kPartialFloats = kBlockM * (kHeadDim + 1);
 
   static_assert(kHeadDim % 16 == 0, "head dim bucket must be a multiple of the MMA K");
 };
