@@ -53,15 +53,17 @@ inline int ChooseDecodeSplits(long long ctas, int key_tiles, int slots, int max_
 }
 
 // Whether the decode kernel's `splits` CTAs of each of its `ctas` query tiles
-// should form a cluster and merge there instead of in the combine kernel. A
-// cluster runs inside one GPC, so its CTAs share that GPC's share of the
-// memory bandwidth: the merge pays only when there are enough clusters to
-// spread over every GPC (bench/NOTES.md, d12: seed b32, 64 clusters of 2,
-// 31.4 -> 30.5 µs; seed b1, 2 clusters of 16, no gain; b1 128k, 8 of 16,
-// 189 -> 264 µs).
+// should form a cluster and merge there instead of in the combine kernel
+// (bench/NOTES.md, d12). A cluster runs inside one GPC, so its CTAs share
+// that GPC's part of the memory bandwidth: it pays only with clusters enough
+// to spread over every GPC (seed b32, 64 clusters of 2: 31.1 -> 30.2 µs;
+// seed b1, 2 clusters of 8 or 16: no gain), and only where the grid leaves
+// room to place them, one CTA per SM at most (seed b32 with 4 or 8 splits,
+// 256 or 512 CTAs: 33.4 -> 36.1 and 35.6 -> 40.1 µs).
 inline bool ClusterMergePays(long long ctas, int splits, int num_sms) {
   constexpr int kSmsPerCluster = 4;  // a cluster per 4 SMs: about four per GPC of 16-18 SMs
-  return splits > 1 && splits <= kMaxClusterSplits && ctas * kSmsPerCluster >= num_sms;
+  return splits > 1 && splits <= kMaxClusterSplits && ctas * kSmsPerCluster >= num_sms &&
+         ctas * splits <= num_sms;
 }
 
 // Sets p->pack_gqa and p->split.num_splits (a forced count is kept).
