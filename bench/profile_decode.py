@@ -2,6 +2,10 @@
 profiler:
 
     ncu -k regex:'DecodeFwd|CombineSplits' -c 2 python3 bench/profile_decode.py --case 0
+
+ncu flushes the caches before each kernel by default; add `-s 4
+--cache-control none --clock-control none` to profile calls as a benchmark
+loop runs them (warm L2 and instruction caches, boost clock).
 """
 
 import argparse
