@@ -7,7 +7,6 @@
 #include "kernels/device_cache.h"
 #include "kernels/env_flag.h"
 #include "kernels/launch_fwd.h"
-#include "kernels/portable/cluster_merge.cuh"
 #include "kernels/portable/combine.cuh"
 #include "kernels/portable/kernel_decode_sm80.cuh"
 #include "kernels/portable/kernel_fwd_sm80.cuh"
@@ -64,9 +63,13 @@ inline bool DecodeKernelTakes(const AttentionParams& p) {
 }
 
 // A launch of the decode kernel whose CTAs (1, 1, cluster_z) form a cluster.
+// config points at attr, so the pair is never copied.
 struct ClusterLaunch {
   cudaLaunchAttribute attr = {};
   cudaLaunchConfig_t config = {};
+
+  ClusterLaunch(const ClusterLaunch&) = delete;
+  ClusterLaunch& operator=(const ClusterLaunch&) = delete;
 
   ClusterLaunch(dim3 grid, int threads, int smem_bytes, cudaStream_t stream, int cluster_z) {
     attr.id = cudaLaunchAttributeClusterDimension;
@@ -136,7 +139,7 @@ template <class In, class Out, int kHeadDim>
 cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
   using Cfg = DecodeConfig<kHeadDim>;
   auto* kernel = &DecodeFwd<Cfg, In, Out>;
-  // The query raised the kernel's shared-memory limit to the deeper ring.
+  // The query raised the kernel's shared-memory limit to the ring's size.
   const DecodeLaunchInfo info = QueryDecodeLaunch<Cfg, In>(kernel);
   if (info.stages == 0) return cudaErrorInvalidDevice;
 
