@@ -38,8 +38,7 @@ __device__ __forceinline__ void StoreOutPiece(const AttentionParams& p, int batc
                                               const QueryTile& t, int row, int col, float4 value, float lse) {
   const int64_t token = seq.q_start + t.Token(row);
   const int head = t.Head(row);
-  Out* dst = static_cast<Out*>(p.out) + batch * p.out_stride.batch + token * p.out_stride.row +
-             head * p.out_stride.head + col;
+  Out* dst = static_cast<Out*>(p.out) + OutOffset(p, batch, token, head) + col;
   StorePair(dst, value.x, value.y);
   StorePair(dst + 2, value.z, value.w);
   if (col == 0) p.lse[batch * p.lse_batch_stride + head * p.lse_head_stride + token] = lse;

@@ -184,8 +184,7 @@ __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int
       *reinterpret_cast<float4*>(sPart + row * Cfg::kHeadDim + col) = value;
       if (col == 0) sLse[row] = lse;
     } else if (split) {
-      const int64_t offset = batch * p.out_stride.batch + (seq.q_start + t.Token(row)) * p.out_stride.row +
-                             t.Head(row) * p.out_stride.head;
+      const int64_t offset = OutOffset(p, batch, seq.q_start + t.Token(row), t.Head(row));
       *reinterpret_cast<float4*>(p.split.out_accum + blockIdx.z * OutRows(p) * p.head_dim + offset + col) = value;
       if (col == 0) p.split.lse_accum[blockIdx.z * OutRows(p) + offset / p.head_dim] = lse;
     } else {

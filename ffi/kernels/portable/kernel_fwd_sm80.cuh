@@ -34,7 +34,7 @@ __device__ __forceinline__ void StoreOutput(const AttentionParams& p, const Bloc
     if (t.m0 + row >= t.rows) continue;
     const int64_t token = c.seq.q_start + t.Token(row);
     const int head = t.Head(row);
-    const int64_t offset = c.batch * p.out_stride.batch + token * p.out_stride.row + head * p.out_stride.head;
+    const int64_t offset = OutOffset(p, c.batch, token, head);
     if (split) {
       float* dst = p.split.out_accum + blockIdx.z * OutRows(p) * p.head_dim + offset;
 #pragma unroll

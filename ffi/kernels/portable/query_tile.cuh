@@ -26,6 +26,12 @@ __device__ __forceinline__ int64_t OutRows(const AttentionParams& p) {
   return int64_t{p.batch} * p.seqlen_q * p.num_heads;
 }
 
+// Element offset of (batch, token, head) in out. The split partials take the
+// same offsets: out is packed, so offset / head_dim is the row.
+__device__ __forceinline__ int64_t OutOffset(const AttentionParams& p, int batch, int64_t token, int head) {
+  return batch * p.out_stride.batch + token * p.out_stride.row + head * p.out_stride.head;
+}
+
 // Rotates the loaded query tile in shared memory (rotary embedding at each
 // row's absolute position). Waits for the tile's copies first.
 template <class Cfg, class Compute>
