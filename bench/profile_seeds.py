@@ -45,6 +45,7 @@ CASES = {
     "fp8_s2048": lambda: dense(jnp.float8_e4m3fn, 8, 2048, 16, 128, False),
     "fp8_s8192": lambda: dense(jnp.float8_e4m3fn, 2, 8192, 16, 128, False),
     "d64_s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 64, False),
+    "fp8_d64_s8192": lambda: dense(jnp.float8_e4m3fn, 2, 8192, 16, 64, False),
     "d256_s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 256, False),
     "fp8_d256_s8192": lambda: dense(jnp.float8_e4m3fn, 2, 8192, 16, 256, False),
 }

@@ -111,6 +111,10 @@ struct AttentionParams {
   // Packed GQA: one CTA serves every query head of a KV head; row r of the
   // query tile is (token r / head_group, head kv_head * head_group + r % head_group).
   bool pack_gqa = false;
+  // Splits a packed query row into (token, head): head_group() for packed
+  // tiles, else 1. Set by the portable launchers (a division costs the
+  // kernels ~20 instructions; this costs 3).
+  FastDivisor query_pack;
 
   FA3_HD bool is_varlen() const { return cu_seqlens_q != nullptr; }
   FA3_HD int head_group() const { return num_heads / num_heads_k; }

@@ -20,9 +20,13 @@ inline constexpr int kMaxClusterSplits = 8;
 // boundary): its keys are [*lo, *hi). Splits past the block count own none.
 FA3_HD void SplitKeyRange(int key_lo, int key_hi, int block_n, int split, int num_splits, int* lo, int* hi) {
   const int first = key_lo - key_lo % block_n;
-  const long long blocks = key_hi > first ? (key_hi - first + block_n - 1) / block_n : 0;
-  const int b0 = static_cast<int>(blocks * split / num_splits);
-  const int b1 = static_cast<int>(blocks * (split + 1) / num_splits);
+  const int blocks = key_hi > first ? (key_hi - first + block_n - 1) / block_n : 0;
+  // floor(blocks * s / num_splits) without a 64-bit product (a division
+  // subroutine on the GPU): blocks = q num_splits + r gives q s + floor(r s / num_splits).
+  const int q = blocks / num_splits;
+  const int r = blocks - q * num_splits;
+  const int b0 = q * split + r * split / num_splits;
+  const int b1 = q * (split + 1) + r * (split + 1) / num_splits;
   const int begin = first + b0 * block_n;
   const int end = first + b1 * block_n;
   *lo = begin > key_lo ? begin : key_lo;

@@ -154,42 +154,72 @@ __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int
   const bool in_cluster = ClusterCtas() > 1;
   float* sPart = merge + Cfg::kMergeFloats;            // (kBlockM, kHeadDim)
   float* sLse = sPart + Cfg::kBlockM * Cfg::kHeadDim;  // (kBlockM)
-  constexpr int kPiecesPerRow = Cfg::kHeadDim / kMergeVec;
   const bool split = p.split.num_splits > 1;
-  for (int item = threadIdx.x; item < Cfg::kBlockM * kPiecesPerRow; item += Cfg::kThreads) {
-    const int row = item / kPiecesPerRow;
-    const int col = (item % kPiecesPerRow) * kMergeVec;
-    if (t.m0 + row >= t.rows || col >= p.head_dim) continue;
+  // A row's weights, normalizer and destination are worked out once by each
+  // of the kThreadsPerRow threads that share its pieces, not once per piece:
+  // they are most of the CTA's last instructions, which every split of a
+  // decode call waits on. A tile of one token with a head group up to
+  // kBlockM / 2 takes one pass.
+  constexpr int kRowsPerPass = Cfg::kBlockM / 2;
+  constexpr int kThreadsPerRow = Cfg::kThreads / kRowsPerPass;
+  constexpr int kPiecesPerThread = (Cfg::kHeadDim / kMergeVec + kThreadsPerRow - 1) / kThreadsPerRow;
+  const int rows = min(Cfg::kBlockM, t.rows - t.m0);
+  const int first_col = threadIdx.x % kThreadsPerRow * kMergeVec;
+  for (int row = threadIdx.x / kThreadsPerRow; row < rows; row += kRowsPerPass) {
     float m = -INFINITY;
 #pragma unroll
     for (int w = 0; w < Cfg::kWarps; ++w) m = fmaxf(m, sMax[w * Cfg::kBlockM + row]);
     // A row no warp saw keeps max -inf; weights exp2(-inf - 0) are 0.
     const float ref = m == -INFINITY ? 0.f : m;
+    float weight[Cfg::kWarps];
     float sum = 0.f;
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
     for (int w = 0; w < Cfg::kWarps; ++w) {
-      const float weight = exp2f(sMax[w * Cfg::kBlockM + row] - ref);
-      sum += weight * sSum[w * Cfg::kBlockM + row];
-      const float4 x = *reinterpret_cast<const float4*>(sO + (w * Cfg::kBlockM + row) * Cfg::kMergeStride + col);
-      acc.x += weight * x.x;
-      acc.y += weight * x.y;
-      acc.z += weight * x.z;
-      acc.w += weight * x.w;
+      weight[w] = Exp2(sMax[w * Cfg::kBlockM + row] - ref);
+      sum += weight[w] * sSum[w * Cfg::kBlockM + row];
     }
     const float scale = sum > 0.f ? v_scale / sum : 0.f;
-    const float lse = sum > 0.f ? m * kLn2 + logf(sum) : -INFINITY;
-    const float4 value = make_float4(acc.x * scale, acc.y * scale, acc.z * scale, acc.w * scale);
+    const float lse = sum > 0.f ? m * kLn2 + __logf(sum) : -INFINITY;
+    const int64_t token = seq.q_start + t.Token(row);
+    const int head = t.Head(row);
+    // Where the row goes: this CTA's shared memory (cluster), the split's
+    // workspace rows (laid out like out, which is packed), or out itself.
+    float* part_row = nullptr;
+    float* lse_dst;
+    Out* out_row = nullptr;
     if (in_cluster) {
-      *reinterpret_cast<float4*>(sPart + row * Cfg::kHeadDim + col) = value;
-      if (col == 0) sLse[row] = lse;
+      part_row = sPart + row * Cfg::kHeadDim;
+      lse_dst = sLse + row;
     } else if (split) {
-      const int64_t offset = OutOffset(p, batch, seq.q_start + t.Token(row), t.Head(row));
-      *reinterpret_cast<float4*>(p.split.out_accum + blockIdx.z * OutRows(p) * p.head_dim + offset + col) = value;
-      if (col == 0) p.split.lse_accum[blockIdx.z * OutRows(p) + offset / p.head_dim] = lse;
+      const int64_t out_row_index = (int64_t{batch} * p.seqlen_q + token) * p.num_heads + head;
+      part_row = p.split.out_accum + (blockIdx.z * OutRows(p) + out_row_index) * p.head_dim;
+      lse_dst = p.split.lse_accum + blockIdx.z * OutRows(p) + out_row_index;
     } else {
-      StoreOutPiece<Out>(p, batch, seq, t, row, col, value, lse);
+      out_row = static_cast<Out*>(p.out) + OutOffset(p, batch, token, head);
+      lse_dst = p.lse + batch * p.lse_batch_stride + head * p.lse_head_stride + token;
     }
+#pragma unroll
+    for (int i = 0; i < kPiecesPerThread; ++i) {
+      const int col = first_col + i * kThreadsPerRow * kMergeVec;
+      if (col >= p.head_dim) break;
+      float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+      for (int w = 0; w < Cfg::kWarps; ++w) {
+        const float4 x = *reinterpret_cast<const float4*>(sO + (w * Cfg::kBlockM + row) * Cfg::kMergeStride + col);
+        acc.x += weight[w] * x.x;
+        acc.y += weight[w] * x.y;
+        acc.z += weight[w] * x.z;
+        acc.w += weight[w] * x.w;
+      }
+      const float4 value = make_float4(acc.x * scale, acc.y * scale, acc.z * scale, acc.w * scale);
+      if (out_row == nullptr) {
+        *reinterpret_cast<float4*>(part_row + col) = value;
+      } else {
+        StorePair(out_row + col, value.x, value.y);
+        StorePair(out_row + col + 2, value.z, value.w);
+      }
+    }
+    if (first_col == 0) *lse_dst = lse;
   }
   if (in_cluster) MergeClusterSplits<Cfg, Out>(p, batch, seq, t, sPart, sLse);
 }
@@ -197,7 +227,7 @@ __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int
 // Scaled (log2-domain) scores, masked only where the mask cuts the tile.
 template <int kNTiles, class Transform>
 __device__ __forceinline__ void ScoresToLogits(float (&s)[kNTiles][4], const Transform& f, const Mask& mask,
-                                               bool all_visible, int row0, int col0, int pack) {
+                                               bool all_visible, int row0, int col0, const FastDivisor& pack) {
   if (all_visible) {
     TransformAndMask<false>(s, f, mask, row0, col0, pack);
   } else {
@@ -221,11 +251,11 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
 
   const int batch = blockIdx.x;
   const int group = p.head_group();
-  const int m_tiles = (p.seqlen_q * group + Cfg::kBlockM - 1) / Cfg::kBlockM;
-  const int kv_head = blockIdx.y / m_tiles;
+  // The launcher sends only calls whose packed rows fit one tile
+  // (DecodeKernelTakes): the tile is a KV head's whole group.
+  const int kv_head = blockIdx.y;
   const SeqInfo seq = GetSeqInfo(p, batch);
-  const QueryTile t{static_cast<int>(blockIdx.y % m_tiles) * Cfg::kBlockM, seq.seqlen_q * group, group,
-                    kv_head * group};
+  const QueryTile t{0, seq.seqlen_q * group, p.query_pack, kv_head * group};
 
   // No varlen here: the query rows start at row 0 of the batch entry, and
   // their load need not wait for the sequence's cache bounds.
@@ -234,8 +264,8 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
   StartTileLoad<Cfg, Cfg::kBlockM, In>(sQ, q_row, t.rows - t.m0, p.head_dim);
   if (p.rotary.rotary_dim > 0) RotateQueryTile<Cfg>(sQ, p, batch, t);
 
-  const int tok0 = t.m0 / group;
-  const int tok1 = (min(t.m0 + Cfg::kBlockM, t.rows) - 1) / group + 1;
+  const int tok0 = t.Token(0);
+  const int tok1 = t.Token(t.rows - 1) + 1;
   const Mask mask{seq.seqlen_q, seq.seqlen_k, p.window_left, p.window_right};
   int key_lo, key_hi;
   mask.KeyRange(tok0, tok1, &key_lo, &key_hi);
@@ -289,9 +319,9 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
     WarpScores<Cfg>(sQ, sK, s);
     const bool all_visible = mask.AllVisible(tok0, tok1, n0, n0 + Cfg::kBlockN);
     if (transform.softcap > 0.f) {
-      ScoresToLogits(s, transform, mask, all_visible, t.m0, n0, group);
+      ScoresToLogits(s, transform, mask, all_visible, t.m0, n0, t.pack);
     } else {
-      ScoresToLogits(s, ScaleScores{transform.scale * kLog2e}, mask, all_visible, t.m0, n0, group);
+      ScoresToLogits(s, ScaleScores{transform.scale * kLog2e}, mask, all_visible, t.m0, n0, t.pack);
     }
     softmax.Update(s, o);
     WarpAccumulatePV<Cfg>(s, sK + Cfg::kStageElems / 2, o);

@@ -70,9 +70,8 @@ __global__ void __launch_bounds__(Cfg::kThreads)
 
   const BlockCoord c = FindBlock<Cfg::kBlockM>(p);
   if (!c.valid) return;
-  const int pack = PackFactor(p);
   const int kv_head = p.pack_gqa ? blockIdx.y : blockIdx.y / p.head_group();
-  const QueryTile t{c.m_block * Cfg::kBlockM, c.seq.seqlen_q * pack, pack,
+  const QueryTile t{c.m_block * Cfg::kBlockM, c.seq.seqlen_q * p.query_pack.divisor, p.query_pack,
                     p.pack_gqa ? kv_head * p.head_group() : static_cast<int>(blockIdx.y)};
 
   const In* q = static_cast<const In*>(p.q) + c.batch * p.q_stride.batch + c.seq.q_start * p.q_stride.row;
@@ -82,7 +81,7 @@ __global__ void __launch_bounds__(Cfg::kThreads)
 
   const Mask mask{c.seq.seqlen_q, c.seq.seqlen_k, p.window_left, p.window_right};
   int key_lo, key_hi;
-  mask.KeyRange(t.m0 / pack, (min(t.m0 + Cfg::kBlockM, t.rows) - 1) / pack + 1, &key_lo, &key_hi);
+  mask.KeyRange(t.Token(0), t.Token(min(Cfg::kBlockM, t.rows - t.m0) - 1) + 1, &key_lo, &key_hi);
   if (p.split.num_splits > 1) {
     SplitKeyRange(key_lo, key_hi, Cfg::kBlockN, blockIdx.z, p.split.num_splits, &key_lo, &key_hi);
   }
@@ -90,8 +89,8 @@ __global__ void __launch_bounds__(Cfg::kThreads)
       p.softmax_scale * DescaleAt(p.q_descale, c.batch, kv_head) * DescaleAt(p.k_descale, c.batch, kv_head),
       p.softcap};
   const int warp_row0 = t.m0 + (threadIdx.x / 32) * Cfg::kRowsPerWarp;  // packed row
-  const int warp_tok0 = warp_row0 / pack;
-  const int warp_tok1 = (warp_row0 + Cfg::kRowsPerWarp - 1) / pack + 1;
+  const int warp_tok0 = t.pack.Div(warp_row0);
+  const int warp_tok1 = t.pack.Div(warp_row0 + Cfg::kRowsPerWarp - 1) + 1;
   // Decode tiles are mostly empty (one token x the head group): warps past
   // the last row only help load K/V, which leaves the GEMMs' shared-memory
   // reads to the warps that have rows.
@@ -147,9 +146,9 @@ __global__ void __launch_bounds__(Cfg::kThreads)
     if (warp_has_rows) {
       WarpScores<Cfg>(sQ + (threadIdx.x / 32) * Cfg::kRowsPerWarp * Cfg::kSmemStride, sK, s);
       if (mask.AllVisible(warp_tok0, warp_tok1, n0, n0 + Cfg::kBlockN)) {
-        TransformAndMask<false>(s, transform, mask, warp_row0, n0, pack);
+        TransformAndMask<false>(s, transform, mask, warp_row0, n0, t.pack);
       } else {
-        TransformAndMask<true>(s, transform, mask, warp_row0, n0, pack);
+        TransformAndMask<true>(s, transform, mask, warp_row0, n0, t.pack);
       }
       softmax.Update(s, o);
       WarpAccumulatePV<Cfg>(s, sK + kTileElems, o);

@@ -143,8 +143,11 @@ cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
   const DecodeLaunchInfo info = QueryDecodeLaunch<Cfg, In>(kernel);
   if (info.stages == 0) return cudaErrorInvalidDevice;
 
-  const int m_tiles = (p.seqlen_q * p.head_group() + Cfg::kBlockM - 1) / Cfg::kBlockM;
-  const long long ctas = static_cast<long long>(p.batch) * p.num_heads_k * m_tiles;
+  // One tile per (sequence, KV head): DecodeKernelTakes admits only calls
+  // whose packed rows fit it.
+  if (p.seqlen_q == 0) return cudaSuccess;
+  const long long ctas = static_cast<long long>(p.batch) * p.num_heads_k;
+  p.query_pack = FastDivisor(p.head_group());
   if (ctas == 0) return cudaSuccess;
   if (!CanSplit(p)) {
     p.split.num_splits = 1;
@@ -155,7 +158,7 @@ cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
     // splits, 256 CTAs, by 1 µs; bench/NOTES.md, d8).
     p.split.num_splits = ChooseDecodeSplits(ctas, key_tiles, NumSms(), p.split.max_splits);
   }
-  const dim3 grid(p.batch, p.num_heads_k * m_tiles, p.split.num_splits);
+  const dim3 grid(p.batch, p.num_heads_k, p.split.num_splits);
   const int smem_bytes = DecodeSmemBytes<Cfg, In>(info.stages);
   // JAX_FA3_SPLIT_COMBINE_KERNEL=1 merges splits in the combine kernel even
   // where a cluster could (tests and bench/decode_kernels.py compare both).
@@ -183,6 +186,7 @@ cudaError_t LaunchFwd(const AttentionParams& params, cudaStream_t stream) {
   using Cfg = TileConfig<kHeadDim>;
   AttentionParams p = params;
   ChooseSchedule(&p, Cfg::kBlockM, Cfg::kBlockN, NumSms());
+  p.query_pack = FastDivisor(PackFactor(p));
   cudaError_t err;
   if constexpr (kHeadDim <= 128) {
     // Decode-shaped calls (every sequence's packed rows fit one query tile)

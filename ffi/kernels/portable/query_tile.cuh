@@ -14,11 +14,11 @@ namespace jax_fa3::portable {
 struct QueryTile {
   int m0;
   int rows;  // packed rows of the sequence: seqlen_q * pack
-  int pack;
+  FastDivisor pack;
   int head0;
 
-  __device__ __forceinline__ int Token(int r) const { return (m0 + r) / pack; }
-  __device__ __forceinline__ int Head(int r) const { return head0 + (m0 + r) % pack; }
+  __device__ __forceinline__ int Token(int r) const { return pack.Div(m0 + r); }
+  __device__ __forceinline__ int Head(int r) const { return head0 + m0 + r - Token(r) * pack.divisor; }
 };
 
 // Rows of out (and of each split's partials): batch * seqlen_q * num_heads.

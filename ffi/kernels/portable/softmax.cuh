@@ -11,6 +11,16 @@ namespace jax_fa3::portable {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
+// exp2 as a bare MUFU.EX2; the libm exp2 adds a denormal fix-up (a compare
+// and two predicated multiplies) per call. Results below 2^-126 matter
+// nowhere here: they weigh against a row maximum of weight 1, and fp16 /
+// bf16 P cannot hold them anyway.
+__device__ __forceinline__ float Exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Scales raw Q K^T scores, applies softcap, and masks them to -inf.
 struct ScoreTransform {
   float scale;    // softmax_scale * q_descale * k_descale
@@ -34,9 +44,9 @@ struct ScaleScores {
 // share one query token, row / pack, which is what the mask sees.
 template <bool kMasked, int kNTiles, class Transform>
 __device__ __forceinline__ void TransformAndMask(float (&s)[kNTiles][4], const Transform& f,
-                                                 const Mask& mask, int row0, int col0, int pack) {
+                                                 const Mask& mask, int row0, int col0, const FastDivisor& pack) {
   const int lane = threadIdx.x % 32;
-  const int token[2] = {(row0 + lane / 4) / pack, (row0 + lane / 4 + 8) / pack};
+  const int token[2] = {pack.Div(row0 + lane / 4), pack.Div(row0 + lane / 4 + 8)};
 #pragma unroll
   for (int n = 0; n < kNTiles; ++n) {
 #pragma unroll
@@ -65,13 +75,13 @@ struct OnlineSoftmax {
       // A row with nothing visible yet keeps max -inf; subtracting 0 instead
       // keeps exp2(-inf - ref) = 0 rather than NaN.
       const float ref = m == -INFINITY ? 0.f : m;
-      correction[r] = exp2f(row_max[r] - ref);
+      correction[r] = Exp2(row_max[r] - ref);
       row_max[r] = m;
       float sum = row_sum[r] * correction[r];
 #pragma unroll
       for (int n = 0; n < kNTiles; ++n) {
-        s[n][2 * r] = exp2f(s[n][2 * r] - ref);
-        s[n][2 * r + 1] = exp2f(s[n][2 * r + 1] - ref);
+        s[n][2 * r] = Exp2(s[n][2 * r] - ref);
+        s[n][2 * r + 1] = Exp2(s[n][2 * r + 1] - ref);
         sum += s[n][2 * r] + s[n][2 * r + 1];
       }
       row_sum[r] = sum;
