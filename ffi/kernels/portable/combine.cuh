@@ -23,20 +23,29 @@ struct CombineConfig {
   static constexpr int kSplitsInFlight = 16;  // partial loads issued before the first is used
 };
 
+// Loads the partials of splits [s0, s0 + min(n, kSplitsInFlight)) at column
+// col (zeros past them and for columns past the head dim).
+__device__ __forceinline__ void LoadSplits(const AttentionParams& p, int64_t rows, int64_t row, int s0, int n,
+                                           int col, bool col_valid, float4 (&x)[CombineConfig::kSplitsInFlight]) {
+  const float* part = p.split.out_accum + (s0 * rows + row) * p.head_dim + col;
+  const int64_t split_stride = rows * p.head_dim;
+#pragma unroll
+  for (int u = 0; u < CombineConfig::kSplitsInFlight; ++u) {
+    x[u] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (col_valid && u < n) x[u] = *reinterpret_cast<const float4*>(part);
+    part += split_stride;
+  }
+}
+
 // Adds the partials of splits [s0, s0 + n) (n <= 32) at column col, lane j
 // holding split s0 + j's weight. Loads are issued kSplitsInFlight at a time:
-// one after another, each split would cost a full L2 round trip.
+// one after another, each split would cost a full L2 round trip. With
+// first_loaded, x already holds the first kSplitsInFlight.
 __device__ __forceinline__ void AccumulateSplits(const AttentionParams& p, int64_t rows, int64_t row, int s0, int n,
-                                                 int col, bool col_valid, float weight, float4* acc) {
+                                                 int col, bool col_valid, float weight, bool first_loaded,
+                                                 float4 (&x)[CombineConfig::kSplitsInFlight], float4* acc) {
   for (int j = 0; j < n; j += CombineConfig::kSplitsInFlight) {
-    float4 x[CombineConfig::kSplitsInFlight];
-#pragma unroll
-    for (int u = 0; u < CombineConfig::kSplitsInFlight; ++u) {
-      x[u] = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (col_valid && j + u < n) {
-        x[u] = *reinterpret_cast<const float4*>(p.split.out_accum + ((s0 + j + u) * rows + row) * p.head_dim + col);
-      }
-    }
+    if (j > 0 || !first_loaded) LoadSplits(p, rows, row, s0 + j, n - j, col, col_valid, x);
 #pragma unroll
     for (int u = 0; u < CombineConfig::kSplitsInFlight; ++u) {
       const float w = __shfl_sync(0xffffffffu, weight, (j + u) % 32);
@@ -48,14 +57,21 @@ __device__ __forceinline__ void AccumulateSplits(const AttentionParams& p, int64
   }
 }
 
+// The launch bound's minimum of one CTA per SM lets ptxas use 128 registers:
+// by default it held the kernel at 96 and spilled the prefetched partials.
 template <class Out>
-__global__ void __launch_bounds__(CombineConfig::kThreads) CombineSplits(const __grid_constant__ AttentionParams p) {
+__global__ void __launch_bounds__(CombineConfig::kThreads, 1) CombineSplits(const __grid_constant__ AttentionParams p) {
   const int lane = threadIdx.x % 32;
   const int64_t rows = int64_t{p.batch} * p.seqlen_q * p.num_heads;
   const int64_t row = int64_t{blockIdx.x} * CombineConfig::kWarps + threadIdx.x / 32;
   if (row >= rows) return;  // warp-uniform: the shuffles below see full warps
   const int splits = p.split.num_splits;  // <= kMaxSplits (validated)
   const float* lse_in = p.split.lse_accum + row;  // split s at lse_in[s * rows]
+  // The first partials do not depend on the LSEs: their loads go out with
+  // the LSEs' instead of one L2 round trip later.
+  float4 x[CombineConfig::kSplitsInFlight];
+  const int first_col = lane * CombineConfig::kColsPerLane;
+  LoadSplits(p, rows, row, 0, splits, first_col, first_col < p.head_dim, x);
 
   float part_lse[CombineConfig::kLseRegs];
   float max_lse = -INFINITY;
@@ -65,6 +81,11 @@ __global__ void __launch_bounds__(CombineConfig::kThreads) CombineSplits(const _
     part_lse[c] = s < splits ? lse_in[s * rows] : -INFINITY;
     max_lse = fmaxf(max_lse, part_lse[c]);
   }
+  // ptxas schedules the reduction below (on the LSEs' critical path) ahead
+  // of the partials' loads, which then wait a round trip more. A select that
+  // never picks them (head_dim is never 0) makes it wait for them instead.
+#pragma unroll
+  for (int u = 0; u < CombineConfig::kSplitsInFlight; ++u) max_lse = p.head_dim == 0 ? x[u].x : max_lse;
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) max_lse = fmaxf(max_lse, __shfl_xor_sync(0xffffffffu, max_lse, off));
   // A row no split saw keeps sum 0: out 0 and lse -inf.
@@ -89,7 +110,7 @@ __global__ void __launch_bounds__(CombineConfig::kThreads) CombineSplits(const _
     for (int c = 0; c < CombineConfig::kLseRegs; ++c) {
       if (32 * c < splits && sum > 0.f) {
         AccumulateSplits(p, rows, row, 32 * c, min(32, splits - 32 * c), col, col_valid,
-                         __expf(part_lse[c] - lse), &acc);
+                         __expf(part_lse[c] - lse), col0 == 0 && c == 0, x, &acc);
       }
     }
     if (col_valid) {
