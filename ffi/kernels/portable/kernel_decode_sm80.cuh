@@ -89,6 +89,21 @@ struct KvStageCopy {
     if constexpr (!kPaged) {
       k_rows += KvLocation{block, pos0 + r0}.Offset(p.k_stride);
       v_rows += KvLocation{block, pos0 + r0}.Offset(p.v_stride);
+      // A full stage (every stage of a long cache but its last) needs no
+      // per-row range check or fallback address: 5 fewer instructions per
+      // row pair on the loop's every stage.
+      if (active && col_valid && rows_valid >= Cfg::kTileKeys) {
+#pragma unroll
+        for (int j = 0; j < kPasses; ++j) {
+          const int dst = (r0 + j * kRowsPerPass) * Cfg::kSmemStride + col;
+          Copy::copy(*reinterpret_cast<const cute::uint128_t*>(k_rows + j * kRowsPerPass * p.k_stride.row),
+                     *reinterpret_cast<cute::uint128_t*>(sK + dst), true);
+          Copy::copy(*reinterpret_cast<const cute::uint128_t*>(v_rows + j * kRowsPerPass * p.v_stride.row),
+                     *reinterpret_cast<cute::uint128_t*>(sV + dst), true);
+        }
+        cute::cp_async_fence();
+        return;
+      }
     }
 #pragma unroll
     for (int j = 0; j < kPasses; ++j) {
@@ -286,9 +301,11 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
     return tile < num_tiles ? seq.seqlen_k - first - tile * Cfg::kTileKeys : 0;
   };
   // Every ring slot commits one group (empty past the last tile), so "tile i
-  // landed" is "at most stages - 2 groups pending".
-  const auto start_next = [&](int tile) {
-    In* sK = sRing + (tile % stages) * Cfg::kStageElems;
+  // landed" is "at most stages - 2 groups pending". Tile t lives in slot
+  // t % stages; the loop steps the slots instead of dividing (stages is a
+  // launch-time value).
+  const auto start_next = [&](int tile, int slot) {
+    In* sK = sRing + slot * Cfg::kStageElems;
     In* sV = sK + Cfg::kStageElems / 2;
     if (tile >= num_tiles) {
       cute::cp_async_fence();
@@ -300,7 +317,7 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
     }
   };
   if (paged) copy.LookUpPages(p, batch, first_pos(0), rows_valid(0));
-  for (int i = 0; i < stages - 1; ++i) start_next(i);
+  for (int i = 0; i < stages - 1; ++i) start_next(i, i);
 
   const ScoreTransform transform{
       p.softmax_scale * DescaleAt(p.q_descale, batch, kv_head) * DescaleAt(p.k_descale, batch, kv_head),
@@ -309,13 +326,13 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
   float o[Cfg::kHeadDim / 8][4] = {};  // (MMA tiles along head dim, accumulator element)
   float s[Cfg::kBlockN / 8][4];        // (MMA tiles along this warp's keys, accumulator element)
   OnlineSoftmax softmax;
-  for (int i = 0; i < num_tiles; ++i) {
+  for (int i = 0, slot = 0; i < num_tiles; ++i, slot = slot + 1 == stages ? 0 : slot + 1) {
     WaitPendingAtMost<Cfg::kMaxStages - 2>(stages - 2);
     __syncthreads();  // tile i landed for every thread; the slot of tile i - 1 is free
-    start_next(i + stages - 1);
+    start_next(i + stages - 1, slot == 0 ? stages - 1 : slot - 1);
     const int n0 = first + i * Cfg::kTileKeys + warp * Cfg::kBlockN;  // this warp's first key
     if (n0 >= key_hi || n0 + Cfg::kBlockN <= key_lo) continue;
-    const In* sK = sRing + (i % stages) * Cfg::kStageElems + warp * Cfg::kBlockN * Cfg::kSmemStride;
+    const In* sK = sRing + slot * Cfg::kStageElems + warp * Cfg::kBlockN * Cfg::kSmemStride;
     WarpScores<Cfg>(sQ, sK, s);
     const bool all_visible = mask.AllVisible(tok0, tok1, n0, n0 + Cfg::kBlockN);
     if (transform.softcap > 0.f) {
