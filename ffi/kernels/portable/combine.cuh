@@ -37,15 +37,25 @@ __device__ __forceinline__ void LoadSplits(const AttentionParams& p, int64_t row
   }
 }
 
-// Adds the partials of splits [s0, s0 + n) (n <= 32) at column col, lane j
-// holding split s0 + j's weight. Loads are issued kSplitsInFlight at a time:
-// one after another, each split would cost a full L2 round trip. With
-// first_loaded, x already holds the first kSplitsInFlight.
+// Rows with more splits than one batch of loads take a pair of warps, which
+// load and weigh alternate batches (so up to 32 splits cost one L2 round
+// trip) and add their sums through shared memory.
+__host__ __device__ inline int CombineWarpsPerRow(int splits) {
+  return splits > CombineConfig::kSplitsInFlight ? 2 : 1;
+}
+
+// Adds this warp's batches of the partials of splits [s0, s0 + n) (n <= 32)
+// at column col, lane j holding split s0 + j's weight: batches of
+// kSplitsInFlight (one after another, each split would cost a full L2 round
+// trip), from the part-th, every warps_per_row-th. With first_loaded, x
+// already holds the first of them.
 __device__ __forceinline__ void AccumulateSplits(const AttentionParams& p, int64_t rows, int64_t row, int s0, int n,
-                                                 int col, bool col_valid, float weight, bool first_loaded,
-                                                 float4 (&x)[CombineConfig::kSplitsInFlight], float4* acc) {
-  for (int j = 0; j < n; j += CombineConfig::kSplitsInFlight) {
-    if (j > 0 || !first_loaded) LoadSplits(p, rows, row, s0 + j, n - j, col, col_valid, x);
+                                                 int part, int warps_per_row, int col, bool col_valid, float weight,
+                                                 bool first_loaded, float4 (&x)[CombineConfig::kSplitsInFlight],
+                                                 float4* acc) {
+  const int first = part * CombineConfig::kSplitsInFlight;
+  for (int j = first; j < n; j += warps_per_row * CombineConfig::kSplitsInFlight) {
+    if (j > first || !first_loaded) LoadSplits(p, rows, row, s0 + j, n - j, col, col_valid, x);
 #pragma unroll
     for (int u = 0; u < CombineConfig::kSplitsInFlight; ++u) {
       const float w = __shfl_sync(0xffffffffu, weight, (j + u) % 32);
@@ -61,24 +71,31 @@ __device__ __forceinline__ void AccumulateSplits(const AttentionParams& p, int64
 // by default it held the kernel at 96 and spilled the prefetched partials.
 template <class Out>
 __global__ void __launch_bounds__(CombineConfig::kThreads, 1) CombineSplits(const __grid_constant__ AttentionParams p) {
+  __shared__ float4 pair_sums[CombineConfig::kWarps / 2][32];  // the second warp's of each pair
   const int lane = threadIdx.x % 32;
-  const int64_t rows = int64_t{p.batch} * p.seqlen_q * p.num_heads;
-  const int64_t row = int64_t{blockIdx.x} * CombineConfig::kWarps + threadIdx.x / 32;
-  if (row >= rows) return;  // warp-uniform: the shuffles below see full warps
+  const int warp = threadIdx.x / 32;
   const int splits = p.split.num_splits;  // <= kMaxSplits (validated)
+  const int warps_per_row = CombineWarpsPerRow(splits);
+  const int part = warp % warps_per_row;
+  const int64_t rows = int64_t{p.batch} * p.seqlen_q * p.num_heads;
+  const int64_t row = int64_t{blockIdx.x} * (CombineConfig::kWarps / warps_per_row) + warp / warps_per_row;
+  // Warp-uniform (the shuffles see full warps); a warp past the last row
+  // still meets its pair at the barriers.
+  const bool has_row = row < rows;
   const float* lse_in = p.split.lse_accum + row;  // split s at lse_in[s * rows]
   // The first partials do not depend on the LSEs: their loads go out with
   // the LSEs' instead of one L2 round trip later.
   float4 x[CombineConfig::kSplitsInFlight];
   const int first_col = lane * CombineConfig::kColsPerLane;
-  LoadSplits(p, rows, row, 0, splits, first_col, first_col < p.head_dim, x);
+  const int s_first = part * CombineConfig::kSplitsInFlight;
+  LoadSplits(p, rows, row, s_first, has_row ? splits - s_first : 0, first_col, first_col < p.head_dim, x);
 
   float part_lse[CombineConfig::kLseRegs];
   float max_lse = -INFINITY;
 #pragma unroll
   for (int c = 0; c < CombineConfig::kLseRegs; ++c) {
     const int s = lane + 32 * c;
-    part_lse[c] = s < splits ? lse_in[s * rows] : -INFINITY;
+    part_lse[c] = has_row && s < splits ? lse_in[s * rows] : -INFINITY;
     max_lse = fmaxf(max_lse, part_lse[c]);
   }
   // ptxas schedules the reduction below (on the LSEs' critical path) ahead
@@ -109,16 +126,25 @@ __global__ void __launch_bounds__(CombineConfig::kThreads, 1) CombineSplits(cons
 #pragma unroll
     for (int c = 0; c < CombineConfig::kLseRegs; ++c) {
       if (32 * c < splits && sum > 0.f) {
-        AccumulateSplits(p, rows, row, 32 * c, min(32, splits - 32 * c), col, col_valid,
+        AccumulateSplits(p, rows, row, 32 * c, min(32, splits - 32 * c), part, warps_per_row, col, col_valid,
                          __expf(part_lse[c] - lse), col0 == 0 && c == 0, x, &acc);
       }
     }
-    if (col_valid) {
+    if (warps_per_row > 1) {  // grid-uniform
+      if (part == 1) pair_sums[warp / 2][lane] = acc;
+      __syncthreads();
+      if (part == 0) {
+        const float4 other = pair_sums[warp / 2][lane];
+        acc = make_float4(acc.x + other.x, acc.y + other.y, acc.z + other.z, acc.w + other.w);
+      }
+      __syncthreads();  // read before the next column step writes
+    }
+    if (has_row && part == 0 && col_valid) {
       StorePair(out + col, acc.x, acc.y);
       StorePair(out + col + 2, acc.z, acc.w);
     }
   }
-  if (lane == 0) {
+  if (has_row && part == 0 && lane == 0) {
     // Row R of out is (b, token, head) in (batch, seqlen_q, num_heads) order.
     const int64_t head = row % p.num_heads;
     const int64_t token = (row / p.num_heads) % p.seqlen_q;
@@ -130,7 +156,8 @@ __global__ void __launch_bounds__(CombineConfig::kThreads, 1) CombineSplits(cons
 template <class Out>
 cudaError_t LaunchCombine(const AttentionParams& p, cudaStream_t stream) {
   const int64_t rows = int64_t{p.batch} * p.seqlen_q * p.num_heads;
-  const int64_t blocks = (rows + CombineConfig::kWarps - 1) / CombineConfig::kWarps;
+  const int rows_per_block = CombineConfig::kWarps / CombineWarpsPerRow(p.split.num_splits);
+  const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
   if (blocks == 0) return cudaSuccess;
   CombineSplits<Out><<<static_cast<unsigned>(blocks), CombineConfig::kThreads, 0, stream>>>(p);
   return cudaGetLastError();
