@@ -16,7 +16,7 @@
 namespace jax_fa3::portable {
 
 struct CombineConfig {
-  static constexpr int kWarps = 4;  // one warp per row
+  static constexpr int kWarps = 4;  // one or two per row (CombineWarpsPerRow)
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kColsPerLane = 4;  // one float4 of a partial row per lane and step
   static constexpr int kLseRegs = (kMaxSplits + 31) / 32;  // lane l holds splits l, l + 32, ...
