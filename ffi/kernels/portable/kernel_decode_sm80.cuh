@@ -211,7 +211,7 @@ __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int
       lse_dst = p.split.lse_accum + blockIdx.z * OutRows(p) + out_row_index;
     } else {
       out_row = static_cast<Out*>(p.out) + OutOffset(p, batch, token, head);
-      lse_dst = p.lse + LseOffset(p, batch, token, head);
+      lse_dst = p.lse + batch * p.lse_batch_stride + head * p.lse_head_stride + token;
     }
 #pragma unroll
     for (int i = 0; i < kPiecesPerThread; ++i) {

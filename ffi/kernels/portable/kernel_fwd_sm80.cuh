@@ -53,7 +53,7 @@ __device__ __forceinline__ void StoreOutput(const AttentionParams& p, const Bloc
       const int col = d * 8 + 2 * (lane % 4);
       if (col < p.head_dim) StorePair(dst + col, o[d][2 * r] * out_scale, o[d][2 * r + 1] * out_scale);
     }
-    if (lane % 4 == 0) p.lse[LseOffset(p, c.batch, token, head)] = lse;
+    if (lane % 4 == 0) p.lse[c.batch * p.lse_batch_stride + head * p.lse_head_stride + token] = lse;
   }
 }
 

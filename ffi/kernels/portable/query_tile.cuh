@@ -32,11 +32,6 @@ __device__ __forceinline__ int64_t OutOffset(const AttentionParams& p, int batch
   return batch * p.out_stride.batch + token * p.out_stride.row + head * p.out_stride.head;
 }
 
-// Offset of (batch, token, head) in lse.
-__device__ __forceinline__ int64_t LseOffset(const AttentionParams& p, int64_t batch, int64_t token, int64_t head) {
-  return batch * p.lse_batch_stride + head * p.lse_head_stride + token;
-}
-
 // Rotates the loaded query tile in shared memory (rotary embedding at each
 // row's absolute position). Waits for the tile's copies first.
 template <class Cfg, class Compute>
