@@ -1,5 +1,6 @@
 """Per-kernel CUPTI times of the decode cases (bench/decode.py CASES): which
-of a call's kernels (append, attention, split combine) takes the time; with
+of a call's kernels (append, attention, split combine) takes the time, and
+what XLA's reductions take to read the same K and V once; with
 --splits, the total time of each contiguous case at forced split counts
 (what the split heuristic should pick), with --combine-kernel also with the
 splits merged by the combine kernel instead of in a cluster.
@@ -74,9 +75,12 @@ def main() -> None:
         sweep_splits(args.splits, args.iters, args.combine_kernel)
         return
     cudnn = jax.jit(functools.partial(jax.nn.dot_product_attention, implementation="cudnn"))
+    # A floor for reading the cache once at this size: XLA's own reductions
+    # over K and V (no attention), start-up and tail included.
+    read_once = jax.jit(lambda q, k, v: (jnp.max(k), jnp.max(v)))
     for name, dt, b, sk, h, hk, page, _ in decode.CASES:
         (fn, fn_args), qkv, _ = decode.decode_call(dt, b, sk, h, hk, page)
-        for impl, f, a in (("jax_fa3", fn, fn_args), ("cudnn", cudnn, qkv)):
+        for impl, f, a in (("jax_fa3", fn, fn_args), ("cudnn", cudnn, qkv), ("xla max(K), max(V)", read_once, qkv)):
             times = kernel_times(f, a, args.iters)
             total = sum(t for _, t in times)
             parts = ", ".join(f"{n[:48]} {t:.1f}" for n, t in times)

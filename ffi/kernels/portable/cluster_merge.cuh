@@ -41,7 +41,7 @@ __device__ __forceinline__ void StoreOutPiece(const AttentionParams& p, int batc
   Out* dst = static_cast<Out*>(p.out) + OutOffset(p, batch, token, head) + col;
   StorePair(dst, value.x, value.y);
   StorePair(dst + 2, value.z, value.w);
-  if (col == 0) p.lse[batch * p.lse_batch_stride + head * p.lse_head_stride + token] = lse;
+  if (col == 0) p.lse[LseOffset(p, batch, token, head)] = lse;
 }
 
 // Merges the partials of the cluster's CTAs (split s = cluster rank s) into

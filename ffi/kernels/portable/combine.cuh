@@ -11,6 +11,7 @@
 
 #include "kernels/params.h"
 #include "kernels/portable/numeric_sm80.cuh"
+#include "kernels/portable/query_tile.cuh"
 #include "kernels/split_kv.h"
 
 namespace jax_fa3::portable {
@@ -149,7 +150,7 @@ __global__ void __launch_bounds__(CombineConfig::kThreads, 1) CombineSplits(cons
     const int64_t head = row % p.num_heads;
     const int64_t token = (row / p.num_heads) % p.seqlen_q;
     const int64_t b = row / (int64_t{p.num_heads} * p.seqlen_q);
-    p.lse[b * p.lse_batch_stride + head * p.lse_head_stride + token] = lse;
+    p.lse[LseOffset(p, b, token, head)] = lse;
   }
 }
 

@@ -198,7 +198,7 @@ __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int
     const int64_t token = seq.q_start + t.Token(row);
     const int head = t.Head(row);
     // Where the row goes: this CTA's shared memory (cluster), the split's
-    // workspace rows (laid out like out, which is packed), or out itself.
+    // workspace rows (SplitRow), or out itself.
     float* part_row = nullptr;
     float* lse_dst;
     Out* out_row = nullptr;
@@ -206,12 +206,12 @@ __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int
       part_row = sPart + row * Cfg::kHeadDim;
       lse_dst = sLse + row;
     } else if (split) {
-      const int64_t out_row_index = (int64_t{batch} * p.seqlen_q + token) * p.num_heads + head;
-      part_row = p.split.out_accum + (blockIdx.z * OutRows(p) + out_row_index) * p.head_dim;
-      lse_dst = p.split.lse_accum + blockIdx.z * OutRows(p) + out_row_index;
+      const int64_t split_row = blockIdx.z * OutRows(p) + SplitRow(p, batch, token, head);
+      part_row = p.split.out_accum + split_row * p.head_dim;
+      lse_dst = p.split.lse_accum + split_row;
     } else {
       out_row = static_cast<Out*>(p.out) + OutOffset(p, batch, token, head);
-      lse_dst = p.lse + batch * p.lse_batch_stride + head * p.lse_head_stride + token;
+      lse_dst = p.lse + LseOffset(p, batch, token, head);
     }
 #pragma unroll
     for (int i = 0; i < kPiecesPerThread; ++i) {

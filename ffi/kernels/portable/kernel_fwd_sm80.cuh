@@ -34,9 +34,9 @@ __device__ __forceinline__ void StoreOutput(const AttentionParams& p, const Bloc
     if (t.m0 + row >= t.rows) continue;
     const int64_t token = c.seq.q_start + t.Token(row);
     const int head = t.Head(row);
-    const int64_t offset = OutOffset(p, c.batch, token, head);
     if (split) {
-      float* dst = p.split.out_accum + blockIdx.z * OutRows(p) * p.head_dim + offset;
+      const int64_t split_row = blockIdx.z * OutRows(p) + SplitRow(p, c.batch, token, head);
+      float* dst = p.split.out_accum + split_row * p.head_dim;
 #pragma unroll
       for (int d = 0; d < Cfg::kHeadDim / 8; ++d) {
         const int col = d * 8 + 2 * (lane % 4);
@@ -44,16 +44,16 @@ __device__ __forceinline__ void StoreOutput(const AttentionParams& p, const Bloc
           *reinterpret_cast<float2*>(dst + col) = make_float2(o[d][2 * r] * out_scale, o[d][2 * r + 1] * out_scale);
         }
       }
-      if (lane % 4 == 0) p.split.lse_accum[blockIdx.z * OutRows(p) + offset / p.head_dim] = lse;
+      if (lane % 4 == 0) p.split.lse_accum[split_row] = lse;
       continue;
     }
-    Out* dst = static_cast<Out*>(p.out) + offset;
+    Out* dst = static_cast<Out*>(p.out) + OutOffset(p, c.batch, token, head);
 #pragma unroll
     for (int d = 0; d < Cfg::kHeadDim / 8; ++d) {
       const int col = d * 8 + 2 * (lane % 4);
       if (col < p.head_dim) StorePair(dst + col, o[d][2 * r] * out_scale, o[d][2 * r + 1] * out_scale);
     }
-    if (lane % 4 == 0) p.lse[c.batch * p.lse_batch_stride + head * p.lse_head_stride + token] = lse;
+    if (lane % 4 == 0) p.lse[LseOffset(p, c.batch, token, head)] = lse;
   }
 }
 

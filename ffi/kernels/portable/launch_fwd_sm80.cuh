@@ -145,10 +145,9 @@ cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
 
   // One tile per (sequence, KV head): DecodeKernelTakes admits only calls
   // whose packed rows fit it.
-  if (p.seqlen_q == 0) return cudaSuccess;
   const long long ctas = static_cast<long long>(p.batch) * p.num_heads_k;
+  if (ctas == 0 || p.seqlen_q == 0) return cudaSuccess;
   p.query_pack = FastDivisor(p.head_group());
-  if (ctas == 0) return cudaSuccess;
   if (!CanSplit(p)) {
     p.split.num_splits = 1;
   } else if (p.split.num_splits == 0) {

@@ -26,10 +26,20 @@ __device__ __forceinline__ int64_t OutRows(const AttentionParams& p) {
   return int64_t{p.batch} * p.seqlen_q * p.num_heads;
 }
 
-// Element offset of (batch, token, head) in out. The split partials take the
-// same offsets: out is packed, so offset / head_dim is the row.
+// Row of (batch, token, head) in each split's partials (and LSEs): out's
+// rows in order. Splits are dense-only (CanSplit), so the batch counts.
+__device__ __forceinline__ int64_t SplitRow(const AttentionParams& p, int batch, int64_t token, int head) {
+  return (int64_t{batch} * p.seqlen_q + token) * p.num_heads + head;
+}
+
+// Element offset of (batch, token, head) in out.
 __device__ __forceinline__ int64_t OutOffset(const AttentionParams& p, int batch, int64_t token, int head) {
   return batch * p.out_stride.batch + token * p.out_stride.row + head * p.out_stride.head;
+}
+
+// Offset of (batch, token, head) in lse.
+__device__ __forceinline__ int64_t LseOffset(const AttentionParams& p, int64_t batch, int64_t token, int64_t head) {
+  return batch * p.lse_batch_stride + head * p.lse_head_stride + token;
 }
 
 // Rotates the loaded query tile in shared memory (rotary embedding at each
