@@ -264,11 +264,14 @@ __global__ void __launch_bounds__(Cfg::kThreads) DecodeFwd(const __grid_constant
   In* sQ = reinterpret_cast<In*>(smem_raw);  // (kBlockM, kSmemStride)
   In* sRing = sQ + Cfg::kQueryElems;         // (stages, K | V, kTileKeys, kSmemStride)
 
-  const int batch = blockIdx.x;
+  // KV heads are the grid's fast index: the heads of one key row sit side by
+  // side in the cache, and CTAs that start together then read them together
+  // (b64 sk8192: 1.4% faster than batch-fast; bench/NOTES.md, d17).
+  const int kv_head = blockIdx.x;
+  const int batch = blockIdx.y;
   const int group = p.head_group();
   // The launcher sends only calls whose packed rows fit one tile
   // (DecodeKernelTakes): the tile is a KV head's whole group.
-  const int kv_head = blockIdx.y;
   const SeqInfo seq = GetSeqInfo(p, batch);
   const QueryTile t{0, seq.seqlen_q * group, p.query_pack, kv_head * group};
 

@@ -59,7 +59,9 @@ constexpr bool kHasDecodeKernel = sizeof(In) == 2 && kHeadDim <= 128;
 // ... for calls whose packed query rows (tokens times the head group) fit
 // one decode tile.
 inline bool DecodeKernelTakes(const AttentionParams& p) {
-  return !p.is_varlen() && static_cast<long long>(p.seqlen_q) * p.head_group() <= DecodeConfig<64>::kBlockM;
+  constexpr int kMaxGridY = 65535;  // the decode grid's y is the batch
+  return !p.is_varlen() && static_cast<long long>(p.seqlen_q) * p.head_group() <= DecodeConfig<64>::kBlockM &&
+         p.batch <= kMaxGridY;
 }
 
 // A launch of the decode kernel whose CTAs (1, 1, cluster_z) form a cluster.
@@ -157,7 +159,7 @@ cudaError_t LaunchDecode(AttentionParams p, cudaStream_t stream) {
     // splits, 256 CTAs, by 1 µs; bench/NOTES.md, d8).
     p.split.num_splits = ChooseDecodeSplits(ctas, key_tiles, NumSms(), p.split.max_splits);
   }
-  const dim3 grid(p.batch, p.num_heads_k, p.split.num_splits);
+  const dim3 grid(p.num_heads_k, p.batch, p.split.num_splits);
   const int smem_bytes = DecodeSmemBytes<Cfg, In>(info.stages);
   // JAX_FA3_SPLIT_COMBINE_KERNEL=1 merges splits in the combine kernel even
   // where a cluster could (tests and bench/decode_kernels.py compare both).
