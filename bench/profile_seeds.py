@@ -46,6 +46,8 @@ CASES = {
     "s2048_causal": lambda: dense(jnp.bfloat16, 8, 2048, 16, 128, True),
     "s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 128, False),
     "fp8_s2048": lambda: dense(jnp.float8_e4m3fn, 8, 2048, 16, 128, False),
+    "fp8_s2048_causal": lambda: dense(jnp.float8_e4m3fn, 8, 2048, 16, 128, True),
+    "fp8_s512": lambda: dense(jnp.float8_e4m3fn, 32, 512, 16, 128, False),
     "fp8_s8192": lambda: dense(jnp.float8_e4m3fn, 2, 8192, 16, 128, False),
     "d64_s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 64, False),
     "fp8_d64_s8192": lambda: dense(jnp.float8_e4m3fn, 2, 8192, 16, 64, False),
