@@ -39,8 +39,7 @@ __device__ __forceinline__ void StoreOutPiece(const AttentionParams& p, int batc
   const int64_t token = seq.q_start + t.Token(row);
   const int head = t.Head(row);
   Out* dst = static_cast<Out*>(p.out) + OutOffset(p, batch, token, head) + col;
-  StorePair(dst, value.x, value.y);
-  StorePair(dst + 2, value.z, value.w);
+  StoreQuad(dst, value);
   if (col == 0) p.lse[LseOffset(p, batch, token, head)] = lse;
 }
 

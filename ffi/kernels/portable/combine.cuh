@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(CombineConfig::kThreads, 1) CombineSplits(cons
   const int splits = p.split.num_splits;  // <= kMaxSplits (validated)
   const int warps_per_row = CombineWarpsPerRow(splits);
   const int part = warp % warps_per_row;
-  const int64_t rows = int64_t{p.batch} * p.seqlen_q * p.num_heads;
+  const int64_t rows = OutRows(p);
   const int64_t row = int64_t{blockIdx.x} * (CombineConfig::kWarps / warps_per_row) + warp / warps_per_row;
   // Warp-uniform (the shuffles see full warps); a warp past the last row
   // still meets its pair at the barriers.
@@ -141,8 +141,7 @@ __global__ void __launch_bounds__(CombineConfig::kThreads, 1) CombineSplits(cons
       __syncthreads();  // read before the next column step writes
     }
     if (has_row && part == 0 && col_valid) {
-      StorePair(out + col, acc.x, acc.y);
-      StorePair(out + col + 2, acc.z, acc.w);
+      StoreQuad(out + col, acc);
     }
   }
   if (has_row && part == 0 && lane == 0) {
@@ -156,7 +155,7 @@ __global__ void __launch_bounds__(CombineConfig::kThreads, 1) CombineSplits(cons
 
 template <class Out>
 cudaError_t LaunchCombine(const AttentionParams& p, cudaStream_t stream) {
-  const int64_t rows = int64_t{p.batch} * p.seqlen_q * p.num_heads;
+  const int64_t rows = OutRows(p);
   const int rows_per_block = CombineConfig::kWarps / CombineWarpsPerRow(p.split.num_splits);
   const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
   if (blocks == 0) return cudaSuccess;

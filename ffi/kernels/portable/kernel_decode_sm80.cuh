@@ -230,8 +230,7 @@ __device__ __forceinline__ void MergeWarpsAndStore(const AttentionParams& p, int
       if (out_row == nullptr) {
         *reinterpret_cast<float4*>(part_row + col) = value;
       } else {
-        StorePair(out_row + col, value.x, value.y);
-        StorePair(out_row + col + 2, value.z, value.w);
+        StoreQuad(out_row + col, value);
       }
     }
     if (first_col == 0) *lse_dst = lse;

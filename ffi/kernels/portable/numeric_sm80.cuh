@@ -58,4 +58,11 @@ __device__ __forceinline__ void StorePair(Out* dst, float lo, float hi) {
   *reinterpret_cast<uint32_t*>(dst) = PackPair<Out>(lo, hi);
 }
 
+// Four consecutive values (a merged float4 piece of a row) as two pairs.
+template <class Out>
+__device__ __forceinline__ void StoreQuad(Out* dst, float4 v) {
+  StorePair(dst, v.x, v.y);
+  StorePair(dst + 2, v.z, v.w);
+}
+
 }  // namespace jax_fa3::portable

@@ -22,7 +22,7 @@ struct QueryTile {
 };
 
 // Rows of out (and of each split's partials): batch * seqlen_q * num_heads.
-__device__ __forceinline__ int64_t OutRows(const AttentionParams& p) {
+FA3_HD int64_t OutRows(const AttentionParams& p) {
   return int64_t{p.batch} * p.seqlen_q * p.num_heads;
 }
 
