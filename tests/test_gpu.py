@@ -158,6 +158,16 @@ def test_seed_fp16_causal():
     run_dense("f16", 512, 512, 16, 16, 128, b=2, causal=True)
 
 
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_causal_one_short_tile_per_cta(dtype):
+    """Causal shapes with more 64-row tiles than SMs but fewer than two per
+    SM run on the short tile, one tile per CTA, the first SM-count CTAs
+    taking the longest tiles and the rest the others in reverse
+    (tile_order.h): every (head, query block) must still be computed once.
+    11 heads x 16 query blocks = 176 tiles on a 132-SM H100 or H200."""
+    run_dense(dtype, 1023, 1023, 11, 11, 128, b=1, causal=True)
+
+
 @pytest.mark.parametrize("batch", [1, 32])
 def test_seed_fp16_decode_gqa(batch):
     run_dense("f16", 1, 2048, 16, 2, 128, b=batch)

@@ -1,10 +1,12 @@
 // Chooses the compiled variant for a problem. The Hopper kernel takes what
 // it covers on sm_90; the portable kernel serves everything else from sm_80 on.
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
 #include "cutlass/numeric_types.h"
+#include "kernels/device_cache.h"
 #include "kernels/env_flag.h"
 #include "kernels/hopper/supported.h"
 #include "kernels/launch_fwd.h"
@@ -33,8 +35,22 @@ bool HopperTakes(const AttentionParams& p) {
   return hopper::Supported(p) && !ForcedPortable() && OnSm90();
 }
 
+int SmCount() {
+  static std::atomic<int> cache[kMaxCachedDevices] = {};
+  return CachedForDevice(cache, [](int device) {
+    int sms = 0;
+    return cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess ? sms : 0;
+  });
+}
+
 // By the mean sequence (varlen lengths count every token): the short tile
-// for 64 queries or fewer, the long one from kLongKeys keys on.
+// for 64 queries or fewer, the long one from kLongKeys keys on. A causal or
+// local dense problem takes the short tile, too, where its short tiles
+// number more than the SMs but fewer than two per SM: each CTA then runs
+// one tile, and the tile order puts a short tile beside each long one
+// (tile_order.h). Seed 2's shape (causal b2 s512 h16, 256 short tiles):
+// 15.1 -> 13.1 µs; b1 s1024 h16: 21.4 -> 19.6 µs; b4 s512 h16 (512 short
+// tiles) stays faster on the medium tile (bench/NOTES.md, v30).
 // JAX_FA3_HOPPER_TILE=short, medium or long pins the shape (head-dim
 // bucket 128), so tests cover each.
 hopper::TileShape ChooseTileShape(const AttentionParams& p) {
@@ -47,6 +63,11 @@ hopper::TileShape ChooseTileShape(const AttentionParams& p) {
   if (v != nullptr && std::strcmp(v, "long") == 0) return TileShape::kLong;
   const int64_t seqs = p.is_varlen() ? std::max(p.batch, 1) : 1;
   if (p.seqlen_q / seqs <= kShortRows) return TileShape::kShort;
+  if (!p.is_varlen() && p.window_right >= 0) {
+    const int64_t short_tiles = int64_t{(p.seqlen_q + kShortRows - 1) / kShortRows} * p.batch * p.num_heads;
+    const int sms = SmCount();
+    if (short_tiles > sms && short_tiles < 2 * sms) return TileShape::kShort;
+  }
   return p.seqlen_k / seqs >= kLongKeys ? TileShape::kLong : TileShape::kMedium;
 }
 

@@ -76,10 +76,12 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
 
   const int grid = std::min(kp.sched.num_tiles, slots);
   if (kp.sched.longest_first && !p.is_varlen()) {
+    const int sms = Cfg::kCtasPerSm == 2 ? slots / 2 : 0;
     const TileOrder order = CachedTileOrder(p, Cfg::kBlockM, Cfg::kBlockN, sizeof(In), l2_bytes, m_blocks, grid,
-                                            /*can_count=*/p.tile_counter != nullptr, Cfg::kDynamicClaimsAhead);
+                                            /*can_count=*/p.tile_counter != nullptr, Cfg::kDynamicClaimsAhead, sms);
     kp.sched.section = order.section;
     kp.sched.snake = order.snake;
+    kp.sched.pair_sms = order.pair_reverse ? sms : 0;
     if (order.dynamic) {
       // A stream operation (a memset node under graph capture), not a host synchronization.
       if (const cudaError_t err = cudaMemsetAsync(p.tile_counter, 0, sizeof(*p.tile_counter), stream);

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/hopper/tile_scheduler.hpp"
 #include "kernels/mask.h"
 #include "kernels/params.h"
 
@@ -35,6 +36,7 @@ struct TileOrder {
   int section = 1;  // (batch, head) pairs per L2 section
   bool snake = false;
   bool dynamic = false;  // after the first wave, the next tile goes to the first CTA that asks
+  bool pair_reverse = false;  // CTAs past the SM count take their tiles in reverse (PairedPosition)
 };
 
 // Pairs whose K and V fit in an eighth of L2: K/V re-reads by a section's
@@ -105,17 +107,28 @@ inline double OrderImbalance(const std::vector<int>& cost, int pairs, TileOrder 
   return total == 0 ? 1.0 : static_cast<double>(max_work) * grid / static_cast<double>(total);
 }
 
-// Candidates: L2-sized sections, and sections of at least two waves of tiles
-// (long sequences: few pairs, many query blocks each); each handed out
-// plainly or snaking. The first within 2% of the best wins, L2-sized and
-// plain first; the dynamic order (which needs `can_count`: a tile counter
+// With two CTAs per SM (`sms`: the SM count, else 0) and fewer tiles than
+// CTA slots, every CTA runs one tile and an SM's two share its tensor
+// cores, so what counts is which tiles meet on an SM. The first `sms` CTAs
+// land on distinct SMs (bench/sm_placement.cu: every launch of 133, 198 and
+// 256 CTAs on the H100, not at 264), so one section sorts every tile
+// longest first and those CTAs take the longest; the rest take the shortest
+// in reverse, which pairs the extremes where CTA sms + j joins CTA j (the
+// first 8-16 j, in the probe). Seed 2's shape on the short tile (causal b2
+// s512 h16): 14.5 -> 13.1 µs (bench/NOTES.md, v30).
+//
+// Otherwise the candidates: L2-sized sections, and sections of at least
+// two waves of tiles (long sequences: few pairs, many query blocks each);
+// each handed out plainly or snaking. The first within 2% of the best wins,
+// L2-sized and plain first; the dynamic order (which needs `can_count`: a tile counter
 // for the launcher to zero; `claims_ahead`: how the kernel claims tiles)
 // only where it beats that by more than 2%: it costs a memset and an
 // atomic per tile, and the model's errors run a few percent. Past 32 tiles
 // per CTA every order is even enough.
 inline TileOrder ChooseTileOrder(const AttentionParams& p, int block_m, int block_n, int elem_bytes, int l2_bytes,
-                                 int m_blocks, int grid, bool can_count, bool claims_ahead) {
+                                 int m_blocks, int grid, bool can_count, bool claims_ahead, int sms) {
   const int pairs = p.batch * p.num_heads;
+  if (sms > 0 && grid > sms && grid < 2 * sms) return {pairs, false, false, true};
   const int l2_section = L2SectionPairs(p, elem_bytes, l2_bytes);
   constexpr int kEvenTilesPerCta = 32;
   if (int64_t{pairs} * m_blocks > int64_t{kEvenTilesPerCta} * grid) return {l2_section, true};
@@ -154,11 +167,12 @@ inline TileOrder ChooseTileOrder(const AttentionParams& p, int block_m, int bloc
 // hundred microseconds of host time (b2 h16 s8192: 263 µs), and a call site
 // launches the same shapes on every step.
 inline TileOrder CachedTileOrder(const AttentionParams& p, int block_m, int block_n, int elem_bytes, int l2_bytes,
-                                 int m_blocks, int grid, bool can_count, bool claims_ahead) {
+                                 int m_blocks, int grid, bool can_count, bool claims_ahead, int sms) {
   // Every input ChooseTileOrder reads (m_blocks follows from seqlen_q and block_m).
-  using Key = std::array<int64_t, 15>;
-  const Key key{p.batch,   p.num_heads, p.num_heads_k, p.seqlen_q, p.seqlen_k, p.head_dim, p.window_left,
-                p.window_right, block_m, block_n, elem_bytes, l2_bytes, grid, can_count, claims_ahead};
+  using Key = std::array<int64_t, 16>;
+  const Key key{p.batch,   p.num_heads, p.num_heads_k, p.seqlen_q, p.seqlen_k,  p.head_dim,
+                p.window_left, p.window_right, block_m, block_n, elem_bytes, l2_bytes,
+                grid,      can_count,   claims_ahead, sms};
   static std::mutex mu;
   static std::map<Key, TileOrder> cache;
   constexpr size_t kMaxEntries = 1024;  // a bound for processes that sweep many shapes
@@ -167,7 +181,7 @@ inline TileOrder CachedTileOrder(const AttentionParams& p, int block_m, int bloc
     if (const auto it = cache.find(key); it != cache.end()) return it->second;
   }
   const TileOrder order =
-      ChooseTileOrder(p, block_m, block_n, elem_bytes, l2_bytes, m_blocks, grid, can_count, claims_ahead);
+      ChooseTileOrder(p, block_m, block_n, elem_bytes, l2_bytes, m_blocks, grid, can_count, claims_ahead, sms);
   std::lock_guard<std::mutex> lock(mu);
   if (cache.size() >= kMaxEntries) cache.clear();
   cache.emplace(key, order);

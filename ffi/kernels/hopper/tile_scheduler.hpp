@@ -2,7 +2,10 @@
 //
 // grid.x = min(tiles, CTA slots); CTA c takes tile c of each wave of grid.x
 // tiles, or (snake, chosen on the host: tile_order.h) grid.x - 1 - c in odd
-// waves, so that a CTA that drew a long tile draws a short one next. Where
+// waves, so that a CTA that drew a long tile draws a short one next. With
+// two CTAs per SM and one tile each, the tiles past the SM count go to the
+// later CTAs in reverse (PairedPosition), so that a long tile's SM gets a
+// short one beside it. Where
 // no static assignment is even (few long causal tiles per CTA), the tiles
 // after the first wave go to whichever CTA asks first, by a counter in
 // global memory that the launcher zeroes. The TMA warp decodes each tile and
@@ -21,10 +24,19 @@
 // cu_seqlens on the device, resumed where the previous tile stopped.
 #pragma once
 
+#include "kernels/host_device.h"
 #include "kernels/seqlen.h"
 #include "kernels/varlen_blocks.cuh"
 
 namespace jax_fa3::hopper {
+
+// The CTA that takes position r of a wave of `grid` tiles, and (an
+// involution) the position CTA r takes: with pair_sms > 0 the positions
+// past pair_sms go to CTAs pair_sms .. grid-1 in reverse (tile_order.h says
+// when and why), else position r to CTA r.
+FA3_HD int PairedPosition(int r, int grid, int pair_sms) {
+  return pair_sms > 0 && r >= pair_sms ? pair_sms + grid - 1 - r : r;
+}
 
 struct SchedulerParams {
   int num_tiles = 0;     // dense: exact; varlen: an upper bound for any cu_seqlens
@@ -32,6 +44,7 @@ struct SchedulerParams {
   int section = 1;       // (batch, head) pairs per L2 section, longest-first only
   bool longest_first = false;
   bool snake = false;    // odd waves hand out their tiles in reverse
+  int pair_sms = 0;      // PairedPosition's: the SM count where later CTAs take the tiles in reverse, else 0
   int* tile_counter = nullptr;  // dynamic: zero at launch; tiles taken past the first wave
 };
 
@@ -59,7 +72,8 @@ struct TileScheduler {
 
   // The CTA's index-th tile (increasing in index, as DecodeVarlen needs).
   __device__ __forceinline__ int TileOfCta(int index) const {
-    const int slot = s.snake && index % 2 == 1 ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
+    const int position = PairedPosition(blockIdx.x, gridDim.x, s.pair_sms);
+    const int slot = s.snake && index % 2 == 1 ? gridDim.x - 1 - position : position;
     return index * gridDim.x + slot;
   }
 
