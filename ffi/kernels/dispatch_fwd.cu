@@ -49,7 +49,7 @@ int SmCount() {
 // number more than the SMs but fewer than two per SM: each CTA then runs
 // one tile, and the tile order puts a short tile beside each long one
 // (tile_order.h). Seed 2's shape (causal b2 s512 h16, 256 short tiles):
-// 15.1 -> 13.1 µs; b1 s1024 h16: 21.4 -> 19.6 µs; b4 s512 h16 (512 short
+// 15.4 -> 13.2 µs; b1 s1024 h16: 21.0 -> 18.9 µs; b4 s512 h16 (512 short
 // tiles) stays faster on the medium tile (bench/NOTES.md, v30).
 // JAX_FA3_HOPPER_TILE=short, medium or long pins the shape (head-dim
 // bucket 128), so tests cover each.
