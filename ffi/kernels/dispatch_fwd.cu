@@ -44,15 +44,18 @@ int SmCount() {
 }
 
 // By the mean sequence (varlen lengths count every token): the short tile
-// for 64 queries or fewer, the long one from kLongKeys keys on. A causal
-// dense problem takes the short tile, too, where its short tiles number
-// more than the SMs but fewer than two per SM: each CTA then runs one
-// tile, and the tile order puts a short tile beside each long one
-// (tile_order.h). Seed 2's shape (causal b2 s512 h16, 256 short tiles):
-// 15.4 -> 13.2 µs; b1 s1024 h16: 21.0 -> 18.9 µs. Measured slower on the
-// short tile, so left on the medium one: b4 s512 h16 (512 short tiles),
-// and sliding windows, whose tiles are all about as long (b1 s2048 h8
-// window (128, 128): 12.7 -> 13.4 µs; bench/NOTES.md, v30).
+// for 64 queries or fewer, the long one from kLongKeys keys on. Dense
+// problems of at most one short tile per SM take the short tile, too: the
+// medium one would leave half the SMs idle (non-causal b1 s1024 h8: 18.6
+// -> 17.3 µs; causal b1 s1024 h8: 19.6 -> 16.8). So do causal problems of
+// fewer than two short tiles per SM: each CTA then runs one tile, and the
+// tile order puts a short tile beside each long one (tile_order.h; seed
+// 2's shape, causal b2 s512 h16, 256 short tiles: 15.4 -> 13.2 µs).
+// Measured slower on the short tile past one per SM, so left on the
+// medium one: causal b4 s512 h16 (512 short tiles), non-causal b2 s512 h16
+// (256: 12.8 -> 15.4 µs), and sliding windows, whose tiles are all about
+// as long (b1 s2048 h8 window (128, 128): 12.7 -> 13.4 µs). bench/NOTES.md,
+// v30.
 // JAX_FA3_HOPPER_TILE=short, medium or long pins the shape (head-dim
 // bucket 128), so tests cover each.
 hopper::TileShape ChooseTileShape(const AttentionParams& p) {
@@ -65,10 +68,11 @@ hopper::TileShape ChooseTileShape(const AttentionParams& p) {
   if (v != nullptr && std::strcmp(v, "long") == 0) return TileShape::kLong;
   const int64_t seqs = p.is_varlen() ? std::max(p.batch, 1) : 1;
   if (p.seqlen_q / seqs <= kShortRows) return TileShape::kShort;
-  if (!p.is_varlen() && p.window_left < 0 && p.window_right >= 0) {
+  if (!p.is_varlen()) {
     const int64_t short_tiles = int64_t{(p.seqlen_q + kShortRows - 1) / kShortRows} * p.batch * p.num_heads;
-    const int sms = SmCount();
-    if (short_tiles > sms && short_tiles < 2 * sms) return TileShape::kShort;
+    const int64_t sms = SmCount();
+    const bool causal = p.window_left < 0 && p.window_right >= 0;
+    if (short_tiles <= sms || (causal && short_tiles < 2 * sms)) return TileShape::kShort;
   }
   return p.seqlen_k / seqs >= kLongKeys ? TileShape::kLong : TileShape::kMedium;
 }
