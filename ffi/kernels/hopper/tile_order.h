@@ -110,21 +110,22 @@ inline double OrderImbalance(const std::vector<int>& cost, int pairs, TileOrder 
 // With two CTAs per SM (`sms`: the SM count, else 0) and fewer tiles than
 // CTA slots, every CTA runs one tile and an SM's two share its tensor
 // cores, so what counts is which tiles meet on an SM. The first `sms` CTAs
-// land on distinct SMs (bench/sm_placement.cu: every launch of 133, 198 and
-// 256 CTAs on the H100, not at 264), so one section sorts every tile
-// longest first and those CTAs take the longest; the rest take the shortest
-// in reverse, which pairs the extremes where CTA sms + j joins CTA j (the
-// first 8-16 j, in the probe). Seed 2's shape on the short tile (causal b2
-// s512 h16): 14.5 -> 13.1 µs (bench/NOTES.md, v30).
+// land on distinct SMs (bench/sm_placement.cu: every launch of 133, 198,
+// 256 and 263 CTAs on the H100, but not of 264, the full grid), so one
+// section sorts every tile longest first and those CTAs take the longest;
+// the rest take the others in reverse, which pairs the extremes where CTA
+// sms + j joins CTA j (every j at 263 CTAs, the first 8-16 at 198 and
+// 256). Seed 2's shape on the short tile (causal b2 s512 h16): 14.5 ->
+// 13.1 µs (bench/NOTES.md, v30).
 //
 // Otherwise the candidates: L2-sized sections, and sections of at least
 // two waves of tiles (long sequences: few pairs, many query blocks each);
 // each handed out plainly or snaking. The first within 2% of the best wins,
-// L2-sized and plain first; the dynamic order (which needs `can_count`: a tile counter
-// for the launcher to zero; `claims_ahead`: how the kernel claims tiles)
-// only where it beats that by more than 2%: it costs a memset and an
-// atomic per tile, and the model's errors run a few percent. Past 32 tiles
-// per CTA every order is even enough.
+// L2-sized and plain first; the dynamic order (which needs `can_count`: a
+// tile counter for the launcher to zero; `claims_ahead`: how the kernel
+// claims tiles) only where it beats that by more than 2%: it costs a
+// memset and an atomic per tile, and the model's errors run a few percent.
+// Past 32 tiles per CTA every order is even enough.
 inline TileOrder ChooseTileOrder(const AttentionParams& p, int block_m, int block_n, int elem_bytes, int l2_bytes,
                                  int m_blocks, int grid, bool can_count, bool claims_ahead, int sms) {
   const int pairs = p.batch * p.num_heads;
