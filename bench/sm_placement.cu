@@ -1,8 +1,9 @@
 // Where the block scheduler puts a grid of CTAs that fit two per SM, as the
 // Hopper kernel's short tile launches them (256 threads, ~100 KB of shared
-// memory). The tile order (PairedPosition, tile_scheduler.hpp) assumes that
-// CTAs 0 .. sms-1 land one per SM and CTA c + sms beside CTA c; this prints,
-// for several grid sizes and repeated launches, how often that holds.
+// memory). The tile order for one such wave (tile_order.h) relies on CTAs
+// 0 .. sms-1 landing on distinct SMs, and pairs best where CTA c + sms lands
+// beside CTA c; this prints, for several grid sizes and repeated launches,
+// how often each holds.
 //
 //   nvcc -std=c++17 -arch=sm_90a -o /tmp/sm_placement bench/sm_placement.cu && /tmp/sm_placement
 #include <cstdio>

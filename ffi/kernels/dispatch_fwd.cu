@@ -1,15 +1,14 @@
 // Chooses the compiled variant for a problem. The Hopper kernel takes what
 // it covers on sm_90; the portable kernel serves everything else from sm_80 on.
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
 #include "cutlass/numeric_types.h"
-#include "kernels/device_cache.h"
 #include "kernels/env_flag.h"
 #include "kernels/hopper/supported.h"
 #include "kernels/launch_fwd.h"
+#include "kernels/portable/schedule.h"
 
 namespace jax_fa3 {
 namespace {
@@ -33,14 +32,6 @@ bool HopperTakes(const AttentionParams& p) {
   if (p.is_kvcache() || p.pack_gqa || p.split.num_splits > 1) return false;
   if (!p.is_varlen() && p.seqlen_q <= kDecodeRows) return false;
   return hopper::Supported(p) && !ForcedPortable() && OnSm90();
-}
-
-int SmCount() {
-  static std::atomic<int> cache[kMaxCachedDevices] = {};
-  return CachedForDevice(cache, [](int device) {
-    int sms = 0;
-    return cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess ? sms : 0;
-  });
 }
 
 // By the mean sequence (varlen lengths count every token): the short tile
@@ -70,7 +61,7 @@ hopper::TileShape ChooseTileShape(const AttentionParams& p) {
   if (p.seqlen_q / seqs <= kShortRows) return TileShape::kShort;
   if (!p.is_varlen()) {
     const int64_t short_tiles = int64_t{(p.seqlen_q + kShortRows - 1) / kShortRows} * p.batch * p.num_heads;
-    const int64_t sms = SmCount();
+    const int64_t sms = portable::NumSms();
     const bool causal = p.window_left < 0 && p.window_right >= 0;
     if (short_tiles <= sms || (causal && short_tiles < 2 * sms)) return TileShape::kShort;
   }
