@@ -18,10 +18,9 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
   KernelParams<Cfg> kp;
   kp.p = p;
   int m_blocks;
-  kp.sched.num_tiles = TileScheduler<Cfg::kBlockM>::NumTilesUpperBound(p, &m_blocks);
-  if (kp.sched.num_tiles == 0) return cudaSuccess;
-  kp.sched.num_m_blocks = m_blocks;
-  kp.sched.longest_first = p.window_right >= 0;
+  const int num_tiles = TileScheduler<Cfg::kBlockM>::NumTilesUpperBound(p, &m_blocks);
+  if (num_tiles == 0) return cudaSuccess;
+  kp.sched = SchedulerParams::Make(p, num_tiles, m_blocks);
 
   auto* kernel = &AttentionFwdSm90<Cfg>;
   // Host-side queries and attributes (not stream operations: safe under

@@ -156,7 +156,7 @@ struct Producer {
                                     group_modes<0, 2>(gQ));  // (TMA), (TMA)
     if (leader) {
       using BarrierWord = cutlass::arch::ClusterTransactionBarrier::ValueType;
-      const int kv_head = tile.head / kp.p.head_group();
+      const int kv_head = kp.sched.head_group.Div(tile.head);
       ss.work[q_buffer] = TileWork{tile, DescaleAt(kp.p.q_descale, tile.batch, kv_head) *
                                              DescaleAt(kp.p.k_descale, tile.batch, kv_head),
                                    DescaleAt(kp.p.v_descale, tile.batch, kv_head)};
@@ -170,15 +170,16 @@ struct Producer {
   template <class KState, class VState>
   __device__ __forceinline__ static void LoadKV(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
                                                 PipelineK& pipe_k, PipelineV& pipe_v, KState& k_state,
-                                                VState& v_state, const Pending& work, bool leader) {
-    if (work.blocks.empty()) return;
+                                                VState& v_state, const Pending& work, KeyBlocks range,
+                                                bool leader) {
+    if (range.empty()) return;
     const TileInfo& tile = work.tile;
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Cfg::SmemLayoutK{});      // (N, D, stages)
     Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Cfg::SmemLayoutVLoad{});  // VGlobal tile, stages
     Tensor mK = kp.tma_k.get_tma_tensor(kp.shape_k);  // (seqlen_k, d, heads_k, batch)
     Tensor mV = kp.tma_v.get_tma_tensor(kp.shape_v);  // VGlobal view
     const int b = kp.p.is_varlen() ? 0 : tile.batch;
-    const int kv_head = tile.head / kp.p.head_group();
+    const int kv_head = kp.sched.head_group.Div(tile.head);
     Tensor gK = local_tile(domain_offset(make_coord(tile.seq.k_start, _0{}), mK(_, _, kv_head, b)),
                            Shape<typename Cfg::BlockN, typename Cfg::HeadDim>{},
                            make_coord(_, _0{}));                                 // (N, D, key blocks)
@@ -188,7 +189,7 @@ struct Producer {
     auto [tVg, tVs] = tma_partition(kp.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV),
                                     group_modes<0, 2>(gV));  // (TMA, key blocks), (TMA, stages)
     if (leader) {
-      for (int n = work.blocks.hi - 1; n >= work.blocks.lo; --n) {
+      for (int n = range.hi - 1; n >= range.lo; --n) {
         pipe_k.producer_acquire(k_state);
         copy(kp.tma_k.with(*pipe_k.producer_get_barrier(k_state), 0), tKg(_, n), tKs(_, k_state.index()));
         ++k_state;
@@ -214,8 +215,20 @@ struct Producer {
     Pending next = Publish(kp, ss, scheduler, 0, leader);
     for (int index = 0; next.tile.valid; ++index) {
       const Pending current = next;
-      if (!claim_late) next = Publish(kp, ss, scheduler, index + 1, leader);
-      LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, leader);
+      // With one consumer warpgroup (short tiles, whose CTAs often run a
+      // single tile) the first K/V block goes out before the next tile is
+      // published, which took ~600 cycles that the consumers waited out on
+      // their first tile. The two-warpgroup producers have no registers for
+      // the split (tile_config.h).
+      if constexpr (Cfg::kConsumerWarpgroups == 1) {
+        const KeyBlocks first{max(current.blocks.lo, current.blocks.hi - 1), current.blocks.hi};
+        LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, first, leader);
+        if (!claim_late) next = Publish(kp, ss, scheduler, index + 1, leader);
+        LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, KeyBlocks{current.blocks.lo, first.lo}, leader);
+      } else {
+        if (!claim_late) next = Publish(kp, ss, scheduler, index + 1, leader);
+        LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, current.blocks, leader);
+      }
       if (claim_late) next = Publish(kp, ss, scheduler, index + 1, leader);
     }
     // The CTA must not exit while its TMA writes are in flight.

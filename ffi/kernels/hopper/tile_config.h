@@ -144,11 +144,14 @@ struct TileConfig {
   // granularity), at most 240. The FP8 transpose runs in 40 registers
   // without local memory beside two consumer warpgroups; beside one (the
   // short tile, two CTAs per SM) it takes 48, as the tile loop it follows
-  // spilled 16 bytes at 40. Two consumer warpgroups: 240 (FP8 232); one:
-  // 232 (208).
+  // spilled 16 bytes at 40. The 16-bit producer takes 24 beside two
+  // consumer warpgroups and 40 beside one, where it splits each tile's
+  // K/V loads around the next tile's publication (mainloop_fwd_sm90.hpp),
+  // which spilled at 24. Consumers: two warpgroups 240 (FP8 232); one 216
+  // (FP8 208).
   static constexpr int kLaunchRegisters = 65536 / kCtasPerSm / kThreads / 8 * 8;
   static constexpr int kProducerRegisters =
-      !kTransposeV ? 24 : (kConsumerWarpgroups == 1 ? 48 : 40);
+      !kTransposeV ? (kConsumerWarpgroups == 1 ? 40 : 24) : (kConsumerWarpgroups == 1 ? 48 : 40);
   static constexpr int kConsumerRegisters = cute::min(
       240, (kLaunchRegisters * kThreads - 128 * kProducerRegisters) / kConsumerThreads / 8 * 8);
   static_assert(128 * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= kLaunchRegisters * kThreads);

@@ -23,6 +23,7 @@
 // cu_seqlens on the device, resumed where the previous tile stopped.
 #pragma once
 
+#include "kernels/fast_div.h"
 #include "kernels/host_device.h"
 #include "kernels/seqlen.h"
 #include "kernels/varlen_blocks.cuh"
@@ -37,14 +38,30 @@ FA3_HD int PairedPosition(int r, int grid, int pair_sms) {
   return pair_sms > 0 && r >= pair_sms ? pair_sms + grid - 1 - r : r;
 }
 
+// The divisors are multiply-shifts (fast_div.h): a tile's decode lies on the
+// producer's path to its first TMA load, where each hardware division's ~20
+// dependent instructions add to every CTA's first tile (bench/NOTES.md, v32).
 struct SchedulerParams {
-  int num_tiles = 0;     // dense: exact; varlen: an upper bound for any cu_seqlens
-  int num_m_blocks = 0;  // dense only
-  int section = 1;       // (batch, head) pairs per L2 section, longest-first only
+  int num_tiles = 0;       // dense: exact; varlen: an upper bound for any cu_seqlens
+  FastDivisor m_blocks;    // dense only: query blocks per (batch, head)
+  FastDivisor heads;       // num_heads
+  FastDivisor head_group;  // query heads per KV head
+  int section = 1;         // (batch, head) pairs per L2 section, longest-first only
   bool longest_first = false;
-  bool snake = false;    // odd waves hand out their tiles in reverse
-  int pair_sms = 0;      // PairedPosition's: the SM count where later CTAs take the tiles in reverse, else 0
+  bool snake = false;      // odd waves hand out their tiles in reverse
+  int pair_sms = 0;        // PairedPosition's: the SM count where later CTAs take the tiles in reverse, else 0
   int* tile_counter = nullptr;  // dynamic: zero at launch; tiles taken past the first wave
+
+  // Everything but the tile order's choices (section, snake, pair_sms, tile_counter).
+  static __host__ SchedulerParams Make(const AttentionParams& p, int num_tiles, int m_blocks) {
+    SchedulerParams s;
+    s.num_tiles = num_tiles;
+    s.m_blocks = FastDivisor(m_blocks);
+    s.heads = FastDivisor(p.num_heads);
+    s.head_group = FastDivisor(p.head_group());
+    s.longest_first = p.window_right >= 0;
+    return s;
+  }
 };
 
 struct TileInfo {
@@ -101,20 +118,19 @@ struct TileScheduler {
     TileInfo info;
     int pair;
     if (s.longest_first) {
-      const int pairs = p.batch * p.num_heads;
-      const int per_section = s.section * s.num_m_blocks;
+      // Hardware divisions here: as multiply-shifts they cost the FP8
+      // two-warpgroup kernels 16 bytes of spills in the producer warpgroup.
+      const int per_section = s.section * s.m_blocks.divisor;
       const int section = t / per_section;
       const int r = t - section * per_section;
-      const int pairs_here = min(s.section, pairs - section * s.section);
+      const int pairs_here = min(s.section, p.batch * p.num_heads - section * s.section);
       const int m_index = r / pairs_here;
       pair = section * s.section + (r - m_index * pairs_here);
-      info.m_block = s.num_m_blocks - 1 - m_index;
+      info.m_block = s.m_blocks.divisor - 1 - m_index;
     } else {
-      pair = t / s.num_m_blocks;
-      info.m_block = t - pair * s.num_m_blocks;
+      s.m_blocks.DivMod(t, &pair, &info.m_block);
     }
-    info.batch = pair / p.num_heads;
-    info.head = pair - info.batch * p.num_heads;
+    s.heads.DivMod(pair, &info.batch, &info.head);
     info.seq = GetSeqInfo(p, info.batch);
     info.valid = true;
     return info;
@@ -122,8 +138,8 @@ struct TileScheduler {
 
   __device__ __forceinline__ TileInfo DecodeVarlen(int t) {
     TileInfo info;
-    const int block = t / p.num_heads;
-    info.head = t - block * p.num_heads;
+    int block;
+    s.heads.DivMod(t, &block, &info.head);
     int vi;
     if (scan.Find(p, block, /*pack=*/1, &vi, &info.m_block)) {
       info.seq = VirtualSeqInfo(p, vi);
