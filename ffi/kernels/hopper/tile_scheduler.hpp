@@ -56,7 +56,7 @@ struct SchedulerParams {
   static __host__ SchedulerParams Make(const AttentionParams& p, int num_tiles, int m_blocks) {
     SchedulerParams s;
     s.num_tiles = num_tiles;
-    s.m_blocks = FastDivisor(m_blocks);
+    s.m_blocks = FastDivisor(m_blocks > 0 ? m_blocks : 1);  // varlen without query rows: 0, and unused
     s.heads = FastDivisor(p.num_heads);
     s.head_group = FastDivisor(p.head_group());
     s.longest_first = p.window_right >= 0;
