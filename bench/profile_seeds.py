@@ -13,25 +13,20 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import jax_fa3
-from jax_fa3.seeds import SEED_CU_SEQLENS, random_qkv
+from jax_fa3.seeds import SEED_CU_SEQLENS, SEED_SOFTMAX_SCALE, fp8_varlen_call, random_qkv
 
 from decode_kernels import kernel_times  # bench/decode_kernels.py
 
 
 def seed1(dtype=jnp.float8_e4m3fn):
     q, k, v = random_qkv(84, (5040, 16, 128), (5040, 16, 128), dtype)
+    if dtype == jnp.float8_e4m3fn:
+        return fp8_varlen_call(q, k, v)
     cu = jnp.asarray(SEED_CU_SEQLENS)
-    varlen = functools.partial(jax_fa3.varlen_attention, max_seqlen_q=1680, max_seqlen_k=1680,
-                               softmax_scale=1 / np.sqrt(128))
-    if dtype != jnp.float8_e4m3fn:
-        return jax.jit(lambda q, k, v, cu: varlen(q, k, v, cu, cu)), (q, k, v, cu)
-    # Descales as arguments (as constants XLA rebuilds them by a kernel per call).
-    ones = jnp.ones((84, 16), jnp.float32)
-    fn = jax.jit(lambda q, k, v, cu, qd, kd, vd: varlen(q, k, v, cu, cu, q_descale=qd, k_descale=kd, v_descale=vd))
-    return fn, (q, k, v, cu, ones, ones, ones)
+    return jax.jit(lambda q, k, v, cu: jax_fa3.varlen_attention(
+        q, k, v, cu, cu, max_seqlen_q=1680, max_seqlen_k=1680, softmax_scale=SEED_SOFTMAX_SCALE)), (q, k, v, cu)
 
 
 def dense(dtype, b, s, h, d, causal):

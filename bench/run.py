@@ -22,7 +22,7 @@ import numpy as np
 
 import jax_fa3
 from jax_fa3 import reference
-from jax_fa3.seeds import SEED_CU_SEQLENS, random_qkv, rel_err
+from jax_fa3.seeds import SEED_CU_SEQLENS, SEED_SOFTMAX_SCALE, fp8_varlen_call, random_qkv, rel_err
 
 import decode  # bench/decode.py: the issue-4 decode cases
 
@@ -91,15 +91,10 @@ def bench_dense(name, dtype, b, sq, sk, h, hk, d, causal, iters, with_baselines=
 def bench_seed_fp8_varlen(iters):
     q, k, v = random_qkv(84, (5040, 16, 128), (5040, 16, 128), FP8)
     ones = jnp.ones((84, 16), jnp.float32)
-    kw = dict(q_descale=ones, k_descale=ones, v_descale=ones, softmax_scale=1 / np.sqrt(128))
-    cu = jnp.asarray(SEED_CU_SEQLENS)
-    # The descales are arguments, as a model's are: bound into the jit as
-    # constants, XLA rebuilds them with a broadcast kernel on every call
-    # (0.9 µs, counted in this row until the thirteenth session).
-    fn = jax.jit(lambda q, k, v, cu, qd, kd, vd: jax_fa3.varlen_attention(
-        q, k, v, cu, cu, max_seqlen_q=1680, max_seqlen_k=1680, q_descale=qd, k_descale=kd, v_descale=vd,
-        softmax_scale=kw["softmax_scale"]))
-    args = (q, k, v, cu, ones, ones, ones)
+    kw = dict(q_descale=ones, k_descale=ones, v_descale=ones, softmax_scale=SEED_SOFTMAX_SCALE)
+    # Descales as jit arguments (a 0.9 µs broadcast kernel per call, counted
+    # in this row until the thirteenth session, when they were constants).
+    fn, args = fp8_varlen_call(q, k, v)
     out = fn(*args)
     ref = reference.varlen_attention(q, k, v, SEED_CU_SEQLENS, SEED_CU_SEQLENS, **kw)
     ms = kernel_ms(fn, args, iters)

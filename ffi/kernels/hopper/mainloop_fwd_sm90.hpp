@@ -219,16 +219,12 @@ struct Producer {
       // single tile) the first K/V block goes out before the next tile is
       // published, which took ~600 cycles that the consumers waited out on
       // their first tile. The two-warpgroup producers have no registers for
-      // the split (tile_config.h).
-      if constexpr (Cfg::kConsumerWarpgroups == 1) {
-        const KeyBlocks first{max(current.blocks.lo, current.blocks.hi - 1), current.blocks.hi};
-        LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, first, leader);
-        if (!claim_late) next = Publish(kp, ss, scheduler, index + 1, leader);
-        LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, KeyBlocks{current.blocks.lo, first.lo}, leader);
-      } else {
-        if (!claim_late) next = Publish(kp, ss, scheduler, index + 1, leader);
-        LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, current.blocks, leader);
-      }
+      // the split (tile_config.h): their first range is empty.
+      const int split = Cfg::kConsumerWarpgroups == 1 ? max(current.blocks.lo, current.blocks.hi - 1)
+                                                      : current.blocks.hi;
+      LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, KeyBlocks{split, current.blocks.hi}, leader);
+      if (!claim_late) next = Publish(kp, ss, scheduler, index + 1, leader);
+      LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, KeyBlocks{current.blocks.lo, split}, leader);
       if (claim_late) next = Publish(kp, ss, scheduler, index + 1, leader);
     }
     // The CTA must not exit while its TMA writes are in flight.
