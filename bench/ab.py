@@ -1,0 +1,55 @@
+"""Two installed builds of jax_fa3 timed against each other: each round
+runs bench/profile_seeds.py --times once per build, in alternating
+processes, and the table lists every round's kernel-time sum per case.
+
+    python3 bench/ab.py --a /tmp/ab_a --b /tmp/ab_b [--rounds 3] [--cases seed1 seed2 ...]
+
+(--a / --b are pip --target directories; tools/ab_session.sh makes them.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+LINE = re.compile(r"^(\w+): total ([0-9.]+) µs")
+
+
+def run_build(target: str, cases: list[str]) -> dict[str, float]:
+    """{case: µs} from one profile_seeds.py process importing jax_fa3 from target."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (target, env.get("PYTHONPATH", "")) if p)
+    check = subprocess.run([sys.executable, "-c", "import jax_fa3; print(jax_fa3.__file__)"],
+                           env=env, capture_output=True, text=True, check=True, cwd=BENCH)
+    if not check.stdout.startswith(target):
+        raise RuntimeError(f"jax_fa3 resolved to {check.stdout.strip()}, not under {target}")
+    out = subprocess.run([sys.executable, "profile_seeds.py", "--times", "--cases", *cases],
+                         env=env, capture_output=True, text=True, check=True, cwd=BENCH).stdout
+    return {m.group(1): float(m.group(2)) for m in map(LINE.match, out.splitlines()) if m}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--a", required=True)
+    parser.add_argument("--b", required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cases", nargs="+", default=["seed1", "seed1_f16", "seed2", "s512", "s512_causal"])
+    args = parser.parse_args()
+    runs: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
+    for _ in range(args.rounds):
+        for name, target in (("A", args.a), ("B", args.b)):
+            runs[name].append(run_build(target, args.cases))
+    print("| case | A (µs, each round) | B |")
+    print("|---|---|---|")
+    for case in args.cases:
+        cells = [" / ".join(f"{r.get(case, float('nan')):.1f}" for r in runs[name]) for name in ("A", "B")]
+        print(f"| {case} | {cells[0]} | {cells[1]} |")
+
+
+if __name__ == "__main__":
+    main()
