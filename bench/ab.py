@@ -28,9 +28,11 @@ def run_build(target: str, cases: list[str]) -> dict[str, float]:
                            env=env, capture_output=True, text=True, check=True, cwd=BENCH)
     if not check.stdout.startswith(target):
         raise RuntimeError(f"jax_fa3 resolved to {check.stdout.strip()}, not under {target}")
-    out = subprocess.run([sys.executable, "profile_seeds.py", "--times", "--cases", *cases],
-                         env=env, capture_output=True, text=True, check=True, cwd=BENCH).stdout
-    return {m.group(1): float(m.group(2)) for m in map(LINE.match, out.splitlines()) if m}
+    run = subprocess.run([sys.executable, "profile_seeds.py", "--times", "--cases", *cases],
+                         env=env, capture_output=True, text=True, cwd=BENCH)
+    if run.returncode != 0:
+        raise RuntimeError(f"profile_seeds.py with {target} failed:\n{run.stderr[-2000:]}")
+    return {m.group(1): float(m.group(2)) for m in map(LINE.match, run.stdout.splitlines()) if m}
 
 
 def main() -> None:
