@@ -216,9 +216,10 @@ struct TileConfig {
        VLayout::kMmaSmemElems) * int(sizeof(Element));
   // Barriers and TileWork; SharedStorage rounds up to its 1 KB alignment.
   static constexpr int kBarrierSmemBytes = 1024;
-  // O leaves through shared memory (a TMA store, or 16-byte row stores
-  // where a varlen tile ends inside the next sequence; the warpgroup moves
-  // on while they drain) where there is room: not at head dim 256.
+  // O leaves through shared memory (a TMA store, or beside one consumer
+  // warpgroup 16-byte row stores where a varlen tile ends inside the next
+  // sequence; the warpgroup moves on while they drain) where there is room:
+  // not at head dim 256.
   static constexpr bool kSmemEpilogue =
       kPipelineSmemBytes + cosize_v<SmemLayoutO> * int(sizeof(ElementOut)) + kBarrierSmemBytes <= kSmemBudget;
 
