@@ -1,10 +1,10 @@
-"""Two installed builds of jax_fa3 timed against each other: each round
-runs bench/profile_seeds.py --times once per build, in alternating
-processes, and the table lists every round's kernel-time sum per case.
+"""Installed builds of jax_fa3 timed against each other: each round runs
+bench/profile_seeds.py --times once per build, in alternating processes, and
+the table lists every round's kernel-time sum per case.
 
-    python3 bench/ab.py --a /tmp/ab_a --b /tmp/ab_b [--rounds 3] [--cases seed1 seed2 ...]
+    python3 bench/ab.py --builds main=/tmp/ab_main epi=/tmp/ab_epi [--rounds 3] [--cases seed1 seed2 ...]
 
-(--a / --b are pip --target directories; tools/ab_session.sh makes them.)
+(each DIR is a pip --target directory; tools/ab_session.sh makes them.)
 """
 
 from __future__ import annotations
@@ -35,22 +35,30 @@ def run_build(target: str, cases: list[str]) -> dict[str, float]:
     return {m.group(1): float(m.group(2)) for m in map(LINE.match, run.stdout.splitlines()) if m}
 
 
+def parse_build(spec: str) -> tuple[str, str]:
+    name, sep, target = spec.partition("=")
+    if not sep or not name or not target:
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {spec!r}")
+    return name, target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--a", required=True)
-    parser.add_argument("--b", required=True)
+    parser.add_argument("--builds", nargs="+", type=parse_build, required=True, metavar="NAME=DIR")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cases", nargs="+", default=["seed1", "seed1_f16", "seed2", "s512", "s512_causal"])
     args = parser.parse_args()
-    runs: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in args.builds}
     for _ in range(args.rounds):
-        for name, target in (("A", args.a), ("B", args.b)):
+        for name, target in args.builds:
             runs[name].append(run_build(target, args.cases))
-    print("| case | A (µs, each round) | B |")
-    print("|---|---|---|")
+            print(f"round {len(runs[name])} {name}: {runs[name][-1]}", flush=True)
+    names = [name for name, _ in args.builds]
+    print("| case | " + " | ".join(f"{n} (µs, each round)" for n in names) + " |")
+    print("|---" * (len(names) + 1) + "|")
     for case in args.cases:
-        cells = [" / ".join(f"{r.get(case, float('nan')):.1f}" for r in runs[name]) for name in ("A", "B")]
-        print(f"| {case} | {cells[0]} | {cells[1]} |")
+        cells = [" / ".join(f"{r.get(case, float('nan')):.1f}" for r in runs[n]) for n in names]
+        print(f"| {case} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
