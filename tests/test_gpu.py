@@ -85,6 +85,22 @@ def test_varlen_random(dtype, feature, kernel_path):
     assert_matches_reference(out, lse, functools.partial(reference.varlen_attention, q, k, v, cu_q, cu_k, **kw), dt)
 
 
+@pytest.mark.parametrize("dtype", ["f16", "fp8"])
+@pytest.mark.parametrize("d", [80, 96])
+def test_varlen_narrow_head_dims(dtype, d, kernel_path):
+    """Head dims below the kernel's 128-wide bucket, where varlen tiles end
+    inside the next sequence: the row stores of O must stop at head_dim."""
+    dt = DTYPES[dtype]
+    rng = np.random.default_rng(d)
+    batch, h = 9, 4
+    cu = random_cu_seqlens(rng, batch, 150)
+    q, k, v = rand_qkv(d, (int(cu[-1]), h, d), (int(cu[-1]), h, d), dt)
+    kw = fp8_descales(5, batch, h) if dt == FP8 else {}
+    fn = jax.jit(functools.partial(jax_fa3.varlen_attention, return_lse=True, **kw))
+    out, lse = fn(q, k, v, jnp.asarray(cu), jnp.asarray(cu))
+    assert_matches_reference(out, lse, functools.partial(reference.varlen_attention, q, k, v, cu, cu, **kw), dt)
+
+
 def test_seed_fp8_varlen():
     """Seed case 1 exactly, with random data: FP8 E4M3, 84 sequences of 64/48
     tokens, 16 heads, d 128, max_seqlen 1680, per-(batch, head) descale."""

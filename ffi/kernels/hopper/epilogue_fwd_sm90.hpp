@@ -1,13 +1,15 @@
 // Writes one consumer warpgroup's rows of O and LSE.
 //
-// A warpgroup tile whose 64 rows all belong to the tile's sequence (or lie
-// past a dense tensor's end, which TMA clips) leaves through shared memory
-// and a TMA store that drains while the warpgroup starts its next tile; the
-// register path stored 4-byte pairs, 32 per thread, and the warpgroup
-// stalled on the store queue. Varlen tiles that end inside the next
-// sequence, head dim 256 (no shared memory left) and unaligned outputs
-// store from registers, predicated per row and per column pair. LSE is
-// always stored from registers.
+// Where the tile config has room (SmemEpilogue), O is converted into a
+// shared-memory buffer with stmatrix and leaves from there: by a TMA store
+// when the warpgroup's 64 rows all belong to the tile's sequence (or lie
+// past a dense tensor's end, which TMA clips), else (a varlen tile ending
+// inside the next sequence, which a TMA box would overwrite) by 16-byte
+// stores of the sequence's rows, a full 32-byte sector per pair of threads
+// (one consumer warpgroup only: see kRowStores). The register path stored 4-byte pairs, 32 per thread, half a
+// sector each, and the warpgroup stalled on the store queue; it remains for
+// head dim 256 (no shared memory left) and unaligned outputs. LSE is always
+// stored from registers.
 #pragma once
 
 #include "cute/tensor.hpp"
@@ -57,29 +59,44 @@ __device__ __forceinline__ void StoreTile(const AttentionParams& p, const TileIn
   }
 }
 
+// How a warpgroup's O leaves (see the top of this file).
+enum class OStorePath { kRegisters, kTma, kRows };
+
 template <class Cfg>
-struct TmaEpilogue {
+struct SmemEpilogue {
   using Out = typename Cfg::ElementOut;
   static constexpr int kWarpgroupThreads = 128;
+  static constexpr int kRows = Cfg::kRowsPerWarpgroup;
+  // Row stores only beside one consumer warpgroup (the short tile, which
+  // varlen batches of short sequences take): with two at 240 registers,
+  // keeping the row bounds live until the epilogue spilled 16 bytes (bf16
+  // head dim 64), so their partial varlen tiles keep the register path.
+  static constexpr bool kRowStores = Cfg::kConsumerWarpgroups == 1;
 
-  __device__ __forceinline__ static bool Takes(const KernelParams<Cfg>& kp, const TileInfo& tile, int wg_row0) {
+  __device__ __forceinline__ static OStorePath Path(const KernelParams<Cfg>& kp, const TileInfo& tile, int wg_row0) {
     if constexpr (!Cfg::kSmemEpilogue) {
-      return false;
+      return OStorePath::kRegisters;
     } else {
-      return kp.o_tma && (!kp.p.is_varlen() || wg_row0 + Cfg::kRowsPerWarpgroup <= tile.seq.seqlen_q);
+      if (!kp.o_tma) return OStorePath::kRegisters;
+      if (!kp.p.is_varlen() || wg_row0 + kRows <= tile.seq.seqlen_q) return OStorePath::kTma;
+      return kRowStores ? OStorePath::kRows : OStorePath::kRegisters;
     }
   }
 
-  // Scales O by row, writes it to the warpgroup's buffer and issues its
-  // TMA store. tid: 0 .. kConsumerThreads-1, mma: the P V TiledMma.
+  // Scales O by row, writes it to the warpgroup's buffer and sends it out
+  // by `path` (kTma or kRows). tid: 0 .. kConsumerThreads-1, mma: the P V
+  // TiledMma.
   template <class TiledMma, class TO>
   __device__ __forceinline__ static void Store(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
                                                const TileInfo& tile, const TiledMma& mma, const TO& tOrO,
-                                               const float (&out_scale)[2], int tid) {
+                                               const float (&out_scale)[2], int wg_row0, OStorePath path,
+                                               int tid) {
     const int warpgroup = tid / kWarpgroupThreads;
     const bool issuer = tid % kWarpgroupThreads == 0;
     const uint32_t barrier = uint32_t(Barrier::kEpilogue0) + warpgroup;
-    // The buffer still feeds this warpgroup's previous store until it is read.
+    // The buffer still feeds this warpgroup's previous store until it is
+    // read: by the TMA (waited for here) or by every thread's row loads
+    // (ordered by the barrier).
     if (issuer) tma_store_wait<0>();
     NamedBarrierSync(kWarpgroupThreads, barrier);
 
@@ -105,14 +122,18 @@ struct TmaEpilogue {
     Tensor tOrR = thr_copy.retile_S(rO);     // (CPY, CPY_M, CPY_N)
     Tensor tOsO = thr_copy.partition_D(sO);  // (CPY, CPY_M, CPY_N)
     copy(copy_o, tOrR, tOsO);
-    cutlass::arch::fence_view_async_shared();  // generic-proxy stores, read by the TMA's async proxy
+    if (path == OStorePath::kTma) {
+      cutlass::arch::fence_view_async_shared();  // generic-proxy stores, read by the TMA's async proxy
+    }
     NamedBarrierSync(kWarpgroupThreads, barrier);
 
-    if (issuer) {
-      using WarpgroupTile = Shape<Int<Cfg::kRowsPerWarpgroup>, typename Cfg::HeadDim>;
-      Tensor sOw = make_tensor(make_smem_ptr(ss.o.data() + warpgroup * cosize_v<typename Cfg::SmemLayoutOWarpgroup>),
-                               typename Cfg::SmemLayoutOWarpgroup{});  // (64, D)
-      Tensor mO = kp.tma_o.get_tma_tensor(kp.shape_q);               // (seqlen_q, d, heads, batch)
+    Tensor sOw = make_tensor(make_smem_ptr(ss.o.data() + warpgroup * cosize_v<typename Cfg::SmemLayoutOWarpgroup>),
+                             typename Cfg::SmemLayoutOWarpgroup{});  // (64, D)
+    if (kRowStores && path == OStorePath::kRows) {
+      StoreRows(kp.p, tile, sOw, wg_row0, tid % kWarpgroupThreads);
+    } else if (issuer) {
+      using WarpgroupTile = Shape<Int<kRows>, typename Cfg::HeadDim>;
+      Tensor mO = kp.tma_o.get_tma_tensor(kp.shape_q);  // (seqlen_q, d, heads, batch)
       const int b = kp.p.is_varlen() ? 0 : tile.batch;
       Tensor gO = local_tile(domain_offset(make_coord(tile.seq.q_start, _0{}), mO(_, _, tile.head, b)),
                              WarpgroupTile{},
@@ -122,6 +143,47 @@ struct TmaEpilogue {
       copy(kp.tma_o, tOsT, tOgT);
       tma_store_arrive();
     }
+  }
+
+  // The warpgroup's rows inside its sequence, from its buffer to `out` in
+  // 16-byte pieces: each pass covers kRowsPerPass whole rows. All loads
+  // come first, so that the stores leave back to back. wt: the thread's
+  // index in the warpgroup.
+  template <class TS>
+  __device__ __forceinline__ static void StoreRows(const AttentionParams& p, const TileInfo& tile, const TS& sOw,
+                                                   int wg_row0, int wt) {  // sOw: (64, D)
+    constexpr int kPieceElems = 16 / int(sizeof(Out));
+    constexpr int kPiecesPerRow = Cfg::kHeadDim / kPieceElems;
+    static_assert(kWarpgroupThreads % kPiecesPerRow == 0);
+    constexpr int kRowsPerPass = kWarpgroupThreads / kPiecesPerRow;
+    constexpr int kPasses = kRows / kRowsPerPass;
+    const int piece = wt % kPiecesPerRow;
+    const int row0 = wt / kPiecesPerRow;
+    uint4 pieces[kPasses];
+#pragma unroll
+    for (int i = 0; i < kPasses; ++i) pieces[i] = LoadPiece(&sOw(row0 + i * kRowsPerPass, piece * kPieceElems));
+    // head_dim is a multiple of 8 (make_params.cc), so a piece is all in or all out.
+    if (piece * kPieceElems >= p.head_dim) return;
+    const int rows = min(kRows, tile.seq.seqlen_q - wg_row0);
+    Out* out = static_cast<Out*>(p.out) + tile.batch * p.out_stride.batch + tile.head * p.out_stride.head +
+               (tile.seq.q_start + wg_row0) * p.out_stride.row + piece * kPieceElems;
+#pragma unroll
+    for (int i = 0; i < kPasses; ++i) {
+      const int r = row0 + i * kRowsPerPass;
+      if (r < rows) *reinterpret_cast<uint4*>(out + r * p.out_stride.row) = pieces[i];
+    }
+  }
+
+  // One 16-byte piece of the buffer. A tensor element's address is already
+  // swizzled, and the swizzle permutes whole pieces, so a piece is one
+  // ld.shared (the address as a generic pointer would give a generic load).
+  __device__ __forceinline__ static uint4 LoadPiece(const Out* first) {
+    const uint32_t addr = cast_smem_ptr_to_uint(first);
+    uint4 v;
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "r"(addr));
+    return v;
   }
 
   // Before the CTA exits: its last stores must have read their buffers.

@@ -56,12 +56,14 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
     }
     float out_scale[2], lse[2];
     softmax.Finalize(ct.scale.scale_log2, work.v_descale, out_scale, lse);
-    const bool tma_store = TmaEpilogue<Cfg>::Takes(kp, tile, ct.wg_row0);
-    if (tma_store) TmaEpilogue<Cfg>::Store(kp, ss, tile, mainloop.mma_pv, tOrO, out_scale, tid);
+    const OStorePath path = SmemEpilogue<Cfg>::Path(kp, tile, ct.wg_row0);
+    if (path != OStorePath::kRegisters) {
+      SmemEpilogue<Cfg>::Store(kp, ss, tile, mainloop.mma_pv, tOrO, out_scale, ct.wg_row0, path, tid);
+    }
     StoreTile<Cfg::kBlockM, Cfg::kHeadDim, typename Cfg::ElementOut>(p, tile, o_rc, cO_rc, out_scale, lse,
-                                                                     /*store_o=*/!tma_store);
+                                                                     /*store_o=*/path == OStorePath::kRegisters);
   }
-  TmaEpilogue<Cfg>::Drain(tid);
+  SmemEpilogue<Cfg>::Drain(tid);
 }
 
 template <class Cfg>

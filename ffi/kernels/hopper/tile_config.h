@@ -214,10 +214,12 @@ struct TileConfig {
   static constexpr int kPipelineSmemBytes =
       (cosize_v<SmemLayoutQ> * kQStages + cosize_v<SmemLayoutK> + cosize_v<SmemLayoutVLoad> +
        VLayout::kMmaSmemElems) * int(sizeof(Element));
-  static constexpr int kBarrierSmemBytes = 2048;  // barriers, TileWork, an unused V^T placeholder (1 KB aligned each)
-  // O leaves through shared memory and a TMA store (the warpgroup moves on
-  // while it drains) where there is room: not at head dim 256, nor for
-  // 16-bit 64-row tiles (two CTAs per SM).
+  // Barriers and TileWork; SharedStorage rounds up to its 1 KB alignment.
+  static constexpr int kBarrierSmemBytes = 1024;
+  // O leaves through shared memory (a TMA store, or beside one consumer
+  // warpgroup 16-byte row stores where a varlen tile ends inside the next
+  // sequence; the warpgroup moves on while they drain) where there is room:
+  // not at head dim 256.
   static constexpr bool kSmemEpilogue =
       kPipelineSmemBytes + cosize_v<SmemLayoutO> * int(sizeof(ElementOut)) + kBarrierSmemBytes <= kSmemBudget;
 
@@ -230,8 +232,11 @@ struct TileConfig {
     cute::array_aligned<Element, cosize_v<SmemLayoutQ> * kQStages, 1024> q;
     cute::array_aligned<Element, cosize_v<SmemLayoutK>, 1024> k;
     cute::array_aligned<Element, cosize_v<SmemLayoutVLoad>, 1024> v;
-    cute::array_aligned<Element, kTransposeV ? VLayout::kMmaSmemElems : 1, 1024> vt;
-    cute::array_aligned<ElementOut, kSmemEpilogue ? cosize_v<SmemLayoutO> : 1, 1024> o;
+    // An unused buffer is one element with 16-byte alignment, and V^T comes
+    // last, so that neither costs a 1 KB alignment gap: the 16-bit short
+    // tile's O buffer fits only so.
+    cute::array_aligned<ElementOut, kSmemEpilogue ? cosize_v<SmemLayoutO> : 1, kSmemEpilogue ? 1024 : 16> o;
+    cute::array_aligned<Element, kTransposeV ? VLayout::kMmaSmemElems : 1, kTransposeV ? 1024 : 16> vt;
     // q_full[b] completes when buffer b's tile is published in work[b] and,
     // for a tile with visible keys, its Q has landed.
     cutlass::arch::ClusterTransactionBarrier q_full[kQStages];
