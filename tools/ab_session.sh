@@ -21,7 +21,9 @@ export CMAKE_BUILD_PARALLEL_LEVEL=$(( ($(nproc) + ${#specs[@]} - 1) / ${#specs[@
 python3 -m pip uninstall -q -y jax_fa3 > /dev/null 2>&1
 
 build() {  # name, tree
-  python3 -m pip install -q --no-build-isolation --no-deps --upgrade --target "/tmp/ab_$1" "$2" \
+  local tree=$2
+  [[ $tree == */* || $tree == . ]] || tree=./$tree  # pip reads a bare name as a requirement
+  python3 -m pip install -q --no-build-isolation --no-deps --upgrade --target "/tmp/ab_$1" "$tree" \
     -Ccmake.define.JAX_FA3_CUDA=ON -Ccmake.define.JAX_FA3_CUDA_ARCHS=90-real > "$OUT/build_$1.log" 2>&1 \
     || { echo "build $1 failed:"; grep -E "error|Error" "$OUT/build_$1.log" | head -20; return 1; }
 }
