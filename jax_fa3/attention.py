@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jax_fa3 import _ffi
+from jax_fa3 import _backward, _ffi
 from jax_fa3 import _validation as val
 from jax_fa3 import kvcache
 from jax_fa3._ffi import KernelConfig
@@ -30,16 +30,24 @@ def set_checks(enabled: bool) -> None:
     _CHECKS["enabled"] = bool(enabled)
 
 
-def _no_grad(fn):
-    """Differentiating raises a clear error until the backward pass exists."""
-    wrapped = jax.custom_jvp(fn)
+def _dense_with_grad(op, cfg: KernelConfig):
+    """The dense op with a backward pass (_backward.py) for 16-bit inputs."""
+    wrapped = jax.custom_vjp(op)
 
-    def jvp(primals, tangents):
-        raise NotImplementedError(
-            "jax_fa3: the attention backward pass is not available yet; "
-            "jax_fa3 functions support the forward pass only (jax.grad/jax.jvp are not supported)")
+    def fwd(q, k, v, q_descale, k_descale, v_descale):
+        out, lse = op(q, k, v, q_descale, k_descale, v_descale)
+        return (out, lse), (q, k, v, q_descale, k_descale, v_descale, out, lse)
 
-    wrapped.defjvp(jvp)
+    def bwd(res, cotangents):
+        q, k, v, q_descale, k_descale, v_descale, out, lse = res
+        if jnp.dtype(q.dtype) == jnp.dtype(jnp.float8_e4m3fn):
+            raise NotImplementedError(f"jax_fa3: attention with float8_e4m3fn inputs has no backward pass; "
+                                      f"{_backward.GRAD_SCOPE}FP8 is for inference")
+        dout, dlse = cotangents
+        dq, dk, dv = _backward.dense_grads(cfg, q, k, v, out, lse, dout, dlse)
+        return (dq, dk, dv, jnp.zeros_like(q_descale), jnp.zeros_like(k_descale), jnp.zeros_like(v_descale))
+
+    wrapped.defvjp(fwd, bwd)
     return wrapped
 
 
@@ -84,7 +92,7 @@ def _dense_op(cfg: KernelConfig):
                       v.reshape((-1,) + v.shape[2:]), *ds)
         return (out.reshape(q.shape[:2] + out.shape[1:]), lse.reshape(q.shape[:2] + lse.shape[1:])), (True, True)
 
-    return _no_grad(op)
+    return _dense_with_grad(op, cfg)
 
 
 @functools.cache
@@ -116,7 +124,7 @@ def _varlen_op(cfg: KernelConfig):
         lse = jnp.moveaxis(lse.reshape(lse.shape[0], n, tq), 1, 0)
         return (out.reshape((n, tq) + out.shape[1:]), lse), (True, True)
 
-    return _no_grad(op)
+    return _backward.no_grad(op, "varlen_attention")
 
 
 def attention(q: Array, k: Array, v: Array, *, q_descale: Array | None = None,
@@ -152,6 +160,9 @@ def attention(q: Array, k: Array, v: Array, *, q_descale: Array | None = None,
     Returns:
       ``out`` ``(batch, seqlen_q, num_heads, head_dim)``, and ``lse`` when
       ``return_lse``. Rows that see no key give 0 (lse -inf), never NaN.
+
+    Differentiable in reverse mode (``jax.grad``) for float16/bfloat16
+    inputs, through ``out`` and ``lse`` (see ``_backward.py``).
     """
     val.check_qkv(q, k, v, 4, "(batch, seqlen, num_heads, head_dim)")
     if k.shape[0] != q.shape[0]:

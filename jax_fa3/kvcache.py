@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -9,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_fa3 import _ffi
+from jax_fa3 import _backward, _ffi
 from jax_fa3 import _validation as val
 
 Array = Any
@@ -207,9 +208,10 @@ def attention_with_kvcache(q: Array, k_cache: Array, v_cache: Array, cache_seqle
           for n, x in (("q_descale", q_descale), ("k_descale", k_descale), ("v_descale", v_descale))]
     splits = workspace_splits(b, sq, h, hk, d, capacity, int(num_splits))
     workspace = splits * b * sq * h * (d + 1) if splits > 1 else 0
-    out, lse, k_cache_new, v_cache_new = _ffi.kvcache_call(
-        cfg, int(num_splits), bool(rotary_interleaved), workspace, q, k_cache, v_cache, cache_seqlens, k, v,
-        page_table, cache_batch_idx, cache_leftpad, cos, sin, *ds)
+    call = _backward.no_grad(functools.partial(_ffi.kvcache_call, cfg, int(num_splits), bool(rotary_interleaved),
+                                               workspace), "attention_with_kvcache")
+    out, lse, k_cache_new, v_cache_new = call(q, k_cache, v_cache, cache_seqlens, k, v, page_table,
+                                              cache_batch_idx, cache_leftpad, cos, sin, *ds)
     result = (out, lse) if return_lse else (out,)
     if k_cache_new is not None:
         result += (k_cache_new, v_cache_new)
