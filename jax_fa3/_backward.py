@@ -47,31 +47,37 @@ MIN_QUERY_CHUNK = 512
 MAX_QUERY_CHUNKS = 8
 
 
-def _visible(cfg: KernelConfig, seqlen_q: int, seqlen_k: int, rows: Array, keys: Array) -> Array:
-    """Boolean (rows, keys): query row i sees key j (bottom-right aligned
-    causal/window mask; keys at or past seqlen_k are padding)."""
+def _reach(cfg: KernelConfig) -> tuple[int, int]:
+    """How far left and right of its (bottom-right aligned) diagonal a query
+    row sees keys; -1: without bound."""
+    return cfg.window_left, 0 if cfg.causal else cfg.window_right
+
+
+def _visible(cfg: KernelConfig, seqlen_q: int, seqlen_k: int, rows: Array, keys: Array, key_end: int) -> Array:
+    """Boolean (rows, keys): query row i sees key j (keys at or past key_end
+    are padding)."""
     i = rows[:, None] + (seqlen_k - seqlen_q)
     j = keys[None, :]
-    seen = j < seqlen_k
-    right = 0 if cfg.causal else cfg.window_right
+    seen = j < key_end
+    left, right = _reach(cfg)
     if right >= 0:
         seen &= j <= i + right
-    if cfg.window_left >= 0:
-        seen &= j >= i - cfg.window_left
+    if left >= 0:
+        seen &= j >= i - left
     return seen
 
 
 def _key_span(cfg: KernelConfig, seqlen_q: int, seqlen_k: int, row0: int, row1: int) -> tuple[int, int]:
     """The keys [lo, hi) that query rows [row0, row1) can see."""
     offset = seqlen_k - seqlen_q
-    right = 0 if cfg.causal else cfg.window_right
+    left, right = _reach(cfg)
     hi = seqlen_k if right < 0 else min(seqlen_k, max(0, row1 - 1 + offset + right + 1))
-    lo = 0 if cfg.window_left < 0 else min(seqlen_k, max(0, row0 + offset - cfg.window_left))
+    lo = 0 if left < 0 else min(seqlen_k, max(0, row0 + offset - left))
     return lo, max(lo, hi)
 
 
 def _query_chunks(cfg: KernelConfig, seqlen_q: int) -> int:
-    masked = cfg.causal or cfg.window_left >= 0 or cfg.window_right >= 0
+    masked = max(_reach(cfg)) >= 0
     return min(MAX_QUERY_CHUNKS, max(1, seqlen_q // MIN_QUERY_CHUNK)) if masked else 1
 
 
@@ -141,8 +147,6 @@ def _span_grads(cfg: KernelConfig, sq: int, sk: int, row0: int, key0: int, qg: A
     kb = jnp.pad(k, ((0, 0), (0, pad), (0, 0), (0, 0))).reshape(b, blocks, block, hk, d)
     vb = jnp.pad(v, ((0, 0), (0, pad), (0, 0), (0, 0))).reshape(b, blocks, block, hk, d)
     rows = row0 + jnp.arange(n)
-    # Keys past the span are padding here even where the full problem has keys.
-    key_end = key0 + span
 
     def step(dq, xs):
         kj, vj, k0 = xs  # (b, block, hk, d) x2, first key of the block
@@ -151,7 +155,8 @@ def _span_grads(cfg: KernelConfig, sq: int, sk: int, row0: int, key0: int, qg: A
             tanh = jnp.tanh(s / cfg.softcap)
             s = cfg.softcap * tanh
         keys = k0 + jnp.arange(block)
-        seen = _visible(cfg, sq, sk, rows, keys) & (keys < key_end)[None, :]
+        # Keys past the span are padding here even where the full problem has keys.
+        seen = _visible(cfg, sq, sk, rows, keys, key0 + span)
         p = jnp.where(seen, jnp.exp(s - lse_g[..., None]), 0.0)  # (b, hk, g, rows, block)
         dv = jnp.einsum("bhgqn,bqhgd->bnhd", p.astype(dt), dog, preferred_element_type=f32)
         dp = jnp.einsum("bqhgd,bnhd->bhgqn", dog, vj, preferred_element_type=f32)
