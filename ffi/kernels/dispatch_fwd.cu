@@ -35,7 +35,10 @@ bool HopperTakes(const AttentionParams& p) {
 }
 
 // By the mean sequence (varlen lengths count every token): the short tile
-// for 64 queries or fewer, the long one from kLongKeys keys on. Dense
+// for 64 queries or fewer, the long one from long_keys keys on: 8192 for
+// 16-bit inputs, 4096 for FP8, whose 224-key long tile measured faster
+// there (s4096 b4 h16: 788 -> 845 TFLOP/s, causal 709 -> 775; equal at
+// s2048; bench/NOTES.md, v29). Dense
 // problems of at most one short tile per SM take the short tile, too: the
 // medium one would leave half the SMs idle (non-causal b1 s1024 h8: 18.6
 // -> 17.3 µs; causal b1 s1024 h8: 19.6 -> 16.8). So do causal problems of
@@ -49,10 +52,10 @@ bool HopperTakes(const AttentionParams& p) {
 // v30.
 // JAX_FA3_HOPPER_TILE=short, medium or long pins the shape (head-dim
 // bucket 128), so tests cover each.
-hopper::TileShape ChooseTileShape(const AttentionParams& p) {
+hopper::TileShape ChooseTileShape(const AttentionParams& p, bool fp8) {
   using hopper::TileShape;
   constexpr int kShortRows = 64;
-  constexpr int kLongKeys = 8192;
+  const int long_keys = fp8 ? 4096 : 8192;
   const char* v = std::getenv("JAX_FA3_HOPPER_TILE");
   if (v != nullptr && std::strcmp(v, "short") == 0) return TileShape::kShort;
   if (v != nullptr && std::strcmp(v, "medium") == 0) return TileShape::kMedium;
@@ -65,7 +68,7 @@ hopper::TileShape ChooseTileShape(const AttentionParams& p) {
     const bool causal = p.window_left < 0 && p.window_right >= 0;
     if (short_tiles <= sms || (causal && short_tiles < 2 * sms)) return TileShape::kShort;
   }
-  return p.seqlen_k / seqs >= kLongKeys ? TileShape::kLong : TileShape::kMedium;
+  return p.seqlen_k / seqs >= long_keys ? TileShape::kLong : TileShape::kMedium;
 }
 
 // JAX_FA3_STATIC_TILE_ORDER=1 withholds the tile counter, so that the
@@ -84,7 +87,7 @@ cudaError_t DispatchHopper(const AttentionParams& params, cudaStream_t stream) {
   const AttentionParams p = WithTileOrderPolicy(params);
   if (p.head_dim <= 64) return hopper::LaunchFwd<In, Out, 64, TileShape::kMedium>(p, stream);
   if (p.head_dim > 128) return hopper::LaunchFwd<In, Out, 256, TileShape::kMedium>(p, stream);
-  switch (ChooseTileShape(p)) {
+  switch (ChooseTileShape(p, sizeof(In) == 1)) {
     case TileShape::kShort: return hopper::LaunchFwd<In, Out, 128, TileShape::kShort>(p, stream);
     case TileShape::kLong: return hopper::LaunchFwd<In, Out, 128, TileShape::kLong>(p, stream);
     default: return hopper::LaunchFwd<In, Out, 128, TileShape::kMedium>(p, stream);

@@ -69,6 +69,9 @@ struct BlockTiling<128, 2, TileShape::kLong> {
   static constexpr int kBlockN = 144;
   static constexpr int kStages = 2;  // 208 KB with both Q buffers
 };
+// FP8: 224 keys (FA3's choice; FP8 S and P take fewer registers), which
+// leaves no room for O's buffer either: s8192 839 -> 895 TFLOP/s against
+// 192 keys with it (bench/NOTES.md, v29).
 template <>
 struct BlockTiling<128, 1, TileShape::kLong> {
   static constexpr int kConsumerWarpgroups = 2;
