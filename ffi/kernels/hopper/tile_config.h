@@ -60,14 +60,15 @@ struct BlockTiling<256, 1, TileShape::kMedium> {
   static constexpr int kBlockN = 64;
   static constexpr int kStages = 2;  // 128 KB with the V^T buffers, 192 KB with O's
 };
-// Long sequences. 16-bit: 144 keys (176 spills the registers). That leaves
-// no room for the shared-memory epilogue; dropping the second Q buffer to
-// make room measured slower (bench/NOTES.md, v18).
+// Long sequences. 16-bit: 176 keys with one Q buffer (one Q load per
+// ~50 key blocks), which leaves no room for the shared-memory epilogue
+// (bench/NOTES.md, v18, v30).
 template <>
 struct BlockTiling<128, 2, TileShape::kLong> {
   static constexpr int kConsumerWarpgroups = 2;
-  static constexpr int kBlockN = 144;
-  static constexpr int kStages = 2;  // 208 KB with both Q buffers
+  static constexpr int kBlockN = 176;
+  static constexpr int kStages = 2;  // 208 KB with one Q buffer
+  static constexpr int kQStages = 1;
 };
 // FP8: 224 keys (FA3's choice; FP8 S and P take fewer registers), which
 // leaves no room for O's buffer either: s8192 839 -> 895 TFLOP/s against
@@ -89,6 +90,16 @@ struct BlockTiling<128, kElemBytes, TileShape::kShort> {
 // FP8 wgmma reads both operands K-major, but V arrives with keys as rows
 // (MN-major for P V). The producer warpgroup's spare warps transpose each
 // V tile into a second buffer; 16-bit V is read transposed by the MMA.
+// A tiling's Q buffers: its kQStages where it names one, else `fallback`.
+template <class Tiling, class = void>
+struct QStagesOf {
+  static constexpr int Get(int fallback) { return fallback; }
+};
+template <class Tiling>
+struct QStagesOf<Tiling, std::void_t<decltype(Tiling::kQStages)>> {
+  static constexpr int Get(int) { return Tiling::kQStages; }
+};
+
 template <class Element, int kHeadDim, int kBlockN, int kStages>
 struct VLayouts {
   static constexpr bool kTranspose = false;
@@ -172,7 +183,7 @@ struct TileConfig {
   // Query buffers: with two, the next tile's Q loads during this one (short
   // sequences are otherwise bound by that latency); head dim 256 has room
   // for one.
-  static constexpr int kQStages = kHeadDim <= 128 ? 2 : 1;
+  static constexpr int kQStages = QStagesOf<Tiling>::Get(kHeadDim <= 128 ? 2 : 1);
   // A dynamic tile order claims each tile after the previous one's loads
   // (Producer::Run), except where the FP8 producer warp's 40 registers do
   // not hold both step orders (16 bytes of spills): with two Q buffers it
