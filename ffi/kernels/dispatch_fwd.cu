@@ -38,7 +38,7 @@ bool HopperTakes(const AttentionParams& p) {
 // for 64 queries or fewer, the long one from long_keys keys on: 8192 for
 // 16-bit inputs, 4096 for FP8, whose 224-key long tile measured faster
 // there (s4096 b4 h16: 788 -> 845 TFLOP/s, causal 709 -> 775; equal at
-// s2048; bench/NOTES.md, v29). Dense
+// s2048; bench/NOTES.md, v34). Dense
 // problems of at most one short tile per SM take the short tile, too: the
 // medium one would leave half the SMs idle (non-causal b1 s1024 h8: 18.6
 // -> 17.3 µs; causal b1 s1024 h8: 19.6 -> 16.8). So do causal problems of

@@ -62,7 +62,7 @@ struct BlockTiling<256, 1, TileShape::kMedium> {
 };
 // Long sequences. 16-bit: 176 keys with one Q buffer (one Q load per
 // ~50 key blocks), which leaves no room for the shared-memory epilogue
-// (bench/NOTES.md, v18, v30).
+// (bench/NOTES.md, v18, v35).
 template <>
 struct BlockTiling<128, 2, TileShape::kLong> {
   static constexpr int kConsumerWarpgroups = 2;
@@ -70,9 +70,9 @@ struct BlockTiling<128, 2, TileShape::kLong> {
   static constexpr int kStages = 2;  // 208 KB with one Q buffer
   static constexpr int kQStages = 1;
 };
-// FP8: 224 keys (FA3's choice; FP8 S and P take fewer registers), which
-// leaves no room for O's buffer either: s8192 839 -> 895 TFLOP/s against
-// 192 keys with it (bench/NOTES.md, v29).
+// FP8: 224 keys (FA3's FP8 choice; e4m3 P takes half the registers of
+// 16-bit P). Its 200 KB leave no room for O's buffer either; still s8192
+// 839 -> 895 TFLOP/s against 192 keys with the buffer (bench/NOTES.md, v34).
 template <>
 struct BlockTiling<128, 1, TileShape::kLong> {
   static constexpr int kConsumerWarpgroups = 2;
@@ -181,8 +181,8 @@ struct TileConfig {
   // (bench/NOTES.md, v22).
   static constexpr bool kLazyRescale = !kIntraWarpgroupOverlap;
   // Query buffers: with two, the next tile's Q loads during this one (short
-  // sequences are otherwise bound by that latency); head dim 256 has room
-  // for one.
+  // sequences are otherwise bound by that latency); head dim 256 and the
+  // 16-bit long tile have room for one.
   static constexpr int kQStages = QStagesOf<Tiling>::Get(kHeadDim <= 128 ? 2 : 1);
   // A dynamic tile order claims each tile after the previous one's loads
   // (Producer::Run), except where the FP8 producer warp's 40 registers do
