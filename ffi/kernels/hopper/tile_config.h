@@ -15,6 +15,8 @@
 #error "define CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED for the Hopper kernels (CMake does)"
 #endif
 
+#include <type_traits>
+
 #include "cute/tensor.hpp"
 #include "cutlass/arch/barrier.h"
 #include "cutlass/gemm/collective/builders/sm90_common.inl"
@@ -60,9 +62,9 @@ struct BlockTiling<256, 1, TileShape::kMedium> {
   static constexpr int kBlockN = 64;
   static constexpr int kStages = 2;  // 128 KB with the V^T buffers, 192 KB with O's
 };
-// Long sequences. 16-bit: 176 keys with one Q buffer (one Q load per
-// ~50 key blocks), which leaves no room for the shared-memory epilogue
-// (bench/NOTES.md, v18, v35).
+// Long sequences. 16-bit: 176 keys with one Q buffer (a tile of 8192 keys
+// is 47 key blocks, so loading its Q ahead hardly counts), and no room
+// left for the shared-memory epilogue (bench/NOTES.md, v18, v35).
 template <>
 struct BlockTiling<128, 2, TileShape::kLong> {
   static constexpr int kConsumerWarpgroups = 2;
@@ -87,9 +89,6 @@ struct BlockTiling<128, kElemBytes, TileShape::kShort> {
   static constexpr int kStages = 2;  // 16-bit: 96 KB; FP8 with the V^T buffers: 64 KB
 };
 
-// FP8 wgmma reads both operands K-major, but V arrives with keys as rows
-// (MN-major for P V). The producer warpgroup's spare warps transpose each
-// V tile into a second buffer; 16-bit V is read transposed by the MMA.
 // A tiling's Q buffers: its kQStages where it names one, else `fallback`.
 template <class Tiling, class = void>
 struct QStagesOf {
@@ -100,6 +99,9 @@ struct QStagesOf<Tiling, std::void_t<decltype(Tiling::kQStages)>> {
   static constexpr int Get(int) { return Tiling::kQStages; }
 };
 
+// FP8 wgmma reads both operands K-major, but V arrives with keys as rows
+// (MN-major for P V). The producer warpgroup's spare warps transpose each
+// V tile into a second buffer; 16-bit V is read transposed by the MMA.
 template <class Element, int kHeadDim, int kBlockN, int kStages>
 struct VLayouts {
   static constexpr bool kTranspose = false;
