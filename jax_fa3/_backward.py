@@ -127,7 +127,7 @@ def dense_grads(cfg: KernelConfig, q: Array, k: Array, v: Array, out: Array, lse
         dq_parts.append(dq_c)
         dk = dk.at[:, lo:hi].add(dk_c)
         dv = dv.at[:, lo:hi].add(dv_c)
-    dq = jnp.concatenate(dq_parts, axis=1) if len(dq_parts) > 1 else dq_parts[0]
+    dq = jnp.concatenate(dq_parts, axis=1)
     return dq.reshape(q.shape).astype(dt), dk.astype(k.dtype), dv.astype(v.dtype)
 
 

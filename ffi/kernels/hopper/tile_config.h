@@ -15,8 +15,6 @@
 #error "define CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED for the Hopper kernels (CMake does)"
 #endif
 
-#include <type_traits>
-
 #include "cute/tensor.hpp"
 #include "cutlass/arch/barrier.h"
 #include "cutlass/gemm/collective/builders/sm90_common.inl"
@@ -35,7 +33,9 @@ using namespace cute;
 // Three consumer warpgroups (160 registers per thread instead of 240) fit
 // only narrower key tiles and measured slower for head dim 64 and FP8
 // (bench/NOTES.md, v20). FP8 tiles are multiples of 32 keys (the K of an
-// FP8 wgmma).
+// FP8 wgmma). Query buffers: with two, the next tile's Q loads during this
+// one (short sequences are otherwise bound by that latency); tilings short
+// of shared memory keep one.
 template <int kHeadDim, int kElemBytes, TileShape kTile>
 struct BlockTiling;
 template <int kElemBytes>
@@ -43,24 +43,28 @@ struct BlockTiling<64, kElemBytes, TileShape::kMedium> {
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 192;
   static constexpr int kStages = 3;  // 16-bit: 160 KB
+  static constexpr int kQStages = 2;
 };
 template <int kElemBytes>
 struct BlockTiling<128, kElemBytes, TileShape::kMedium> {
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 128;
   static constexpr int kStages = 2;  // 16-bit: 160 KB
+  static constexpr int kQStages = 2;
 };
 template <>
 struct BlockTiling<256, 2, TileShape::kMedium> {
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 80;
   static constexpr int kStages = 2;  // 224 KB
+  static constexpr int kQStages = 1;
 };
 template <>
 struct BlockTiling<256, 1, TileShape::kMedium> {
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 64;
   static constexpr int kStages = 2;  // 128 KB with the V^T buffers, 192 KB with O's
+  static constexpr int kQStages = 1;
 };
 // Long sequences. 16-bit: 176 keys with one Q buffer (a tile of 8192 keys
 // is 47 key blocks, so loading its Q ahead hardly counts), and no room
@@ -80,6 +84,7 @@ struct BlockTiling<128, 1, TileShape::kLong> {
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 224;
   static constexpr int kStages = 2;  // 200 KB with the V^T buffers: O leaves from registers
+  static constexpr int kQStages = 2;
 };
 // Short sequences have few keys per block, too.
 template <int kElemBytes>
@@ -87,16 +92,7 @@ struct BlockTiling<128, kElemBytes, TileShape::kShort> {
   static constexpr int kConsumerWarpgroups = 1;
   static constexpr int kBlockN = 64;
   static constexpr int kStages = 2;  // 16-bit: 96 KB; FP8 with the V^T buffers: 64 KB
-};
-
-// A tiling's Q buffers: its kQStages where it names one, else `fallback`.
-template <class Tiling, class = void>
-struct QStagesOf {
-  static constexpr int Get(int fallback) { return fallback; }
-};
-template <class Tiling>
-struct QStagesOf<Tiling, std::void_t<decltype(Tiling::kQStages)>> {
-  static constexpr int Get(int) { return Tiling::kQStages; }
+  static constexpr int kQStages = 2;
 };
 
 // FP8 wgmma reads both operands K-major, but V arrives with keys as rows
@@ -182,10 +178,7 @@ struct TileConfig {
   // inside the intra-warpgroup overlap its branch measured 2-6% slower
   // (bench/NOTES.md, v22).
   static constexpr bool kLazyRescale = !kIntraWarpgroupOverlap;
-  // Query buffers: with two, the next tile's Q loads during this one (short
-  // sequences are otherwise bound by that latency); head dim 256 and the
-  // 16-bit long tile have room for one.
-  static constexpr int kQStages = QStagesOf<Tiling>::Get(kHeadDim <= 128 ? 2 : 1);
+  static constexpr int kQStages = Tiling::kQStages;
   // A dynamic tile order claims each tile after the previous one's loads
   // (Producer::Run), except where the FP8 producer warp's 40 registers do
   // not hold both step orders (16 bytes of spills): with two Q buffers it
