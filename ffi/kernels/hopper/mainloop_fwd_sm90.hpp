@@ -111,10 +111,9 @@ __device__ __forceinline__ int VTailRow(const AttentionParams& p, const TileInfo
   return (p.is_varlen() || p.seqused_k != nullptr) && tail_keys < Cfg::kBlockN ? tail_keys : -1;
 }
 
-// One warp; lane 0 issues every TMA and drives the pipelines. Each tile is
-// published with its Q one tile ahead of its K/V loads when there are two Q
-// buffers: the next tile's Q then lands while this tile's keys stream,
-// instead of queuing behind them.
+// One warp; lane 0 issues every TMA and drives the pipelines. With two Q
+// buffers the next tile's Q lands while this tile's keys stream, instead of
+// queuing behind them.
 template <class Cfg>
 struct Producer {
   using PipelineK = typename Cfg::PipelineK;
@@ -208,10 +207,13 @@ struct Producer {
     auto v_state = cutlass::make_producer_start_state<PipelineV>();
     TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
     static_assert(kLookahead <= 1, "one pending tile is held");
-    // A dynamic order claims each tile once the previous one's loads are
-    // issued, not a tile ahead of them: claimed early, the last claims undid
-    // most of its balance (b1 h8 s8192: as uneven as the static order).
-    const bool claim_late = kLookahead == 0 || (!Cfg::kDynamicClaimsAhead && kp.sched.tile_counter != nullptr);
+    // The next tile is published once this one's K/V loads are issued, not
+    // before them: its Q buffer is free only after the previous tile's last
+    // Q K^T, and waiting for that held this tile's first K/V back (s512 and
+    // seed 2 2-5% slower; bench/NOTES.md, v38); a dynamic order claimed
+    // early also lost most of its balance (b1 h8 s8192: as uneven as the
+    // static order). The FP8 producer publishes ahead (tile_config.h).
+    constexpr bool kPublishLate = kLookahead == 0 || !Cfg::kPublishesAhead;
     Pending next = Publish(kp, ss, scheduler, 0, leader);
     for (int index = 0; next.tile.valid; ++index) {
       const Pending current = next;
@@ -223,9 +225,9 @@ struct Producer {
       const int split = Cfg::kConsumerWarpgroups == 1 ? max(current.blocks.lo, current.blocks.hi - 1)
                                                       : current.blocks.hi;
       LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, KeyBlocks{split, current.blocks.hi}, leader);
-      if (!claim_late) next = Publish(kp, ss, scheduler, index + 1, leader);
+      if (!kPublishLate) next = Publish(kp, ss, scheduler, index + 1, leader);
       LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, KeyBlocks{current.blocks.lo, split}, leader);
-      if (claim_late) next = Publish(kp, ss, scheduler, index + 1, leader);
+      if (kPublishLate) next = Publish(kp, ss, scheduler, index + 1, leader);
     }
     // The CTA must not exit while its TMA writes are in flight.
     if (leader) {

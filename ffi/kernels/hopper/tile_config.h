@@ -179,11 +179,11 @@ struct TileConfig {
   // (bench/NOTES.md, v22).
   static constexpr bool kLazyRescale = !kIntraWarpgroupOverlap;
   static constexpr int kQStages = Tiling::kQStages;
-  // A dynamic tile order claims each tile after the previous one's loads
-  // (Producer::Run), except where the FP8 producer warp's 40 registers do
-  // not hold both step orders (16 bytes of spills): with two Q buffers it
-  // claims a tile ahead, as tile_order.h models.
-  static constexpr bool kDynamicClaimsAhead = kTransposeV && kQStages > 1;
+  // The producer publishes the next tile (claims it, under a dynamic order,
+  // and loads its Q) once the current tile's K/V loads are issued
+  // (Producer::Run). The FP8 producer with two Q buffers publishes a tile
+  // ahead instead, as tile_order.h models for its dynamic order.
+  static constexpr bool kPublishesAhead = kTransposeV && kQStages > 1;
 
   using BlockM = Int<kBlockM>;
   using BlockN = Int<kBlockN>;
