@@ -77,7 +77,7 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
   if (kp.sched.longest_first && !p.is_varlen()) {
     const int sms = Cfg::kCtasPerSm == 2 ? slots / 2 : 0;
     const TileOrder order = CachedTileOrder(p, Cfg::kBlockM, Cfg::kBlockN, sizeof(In), l2_bytes, m_blocks, grid,
-                                            /*can_count=*/p.tile_counter != nullptr, Cfg::kPublishesAhead, sms);
+                                            /*can_count=*/p.tile_counter != nullptr, sms);
     kp.sched.section = order.section;
     kp.sched.snake = order.snake;
     kp.sched.pair_sms = order.pair_reverse ? sms : 0;

@@ -118,7 +118,6 @@ template <class Cfg>
 struct Producer {
   using PipelineK = typename Cfg::PipelineK;
   using PipelineV = typename Cfg::PipelineV;
-  static constexpr int kLookahead = Cfg::kQStages - 1;
 
   // A published tile, for its K/V loads.
   struct Pending {
@@ -169,9 +168,8 @@ struct Producer {
   template <class KState, class VState>
   __device__ __forceinline__ static void LoadKV(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
                                                 PipelineK& pipe_k, PipelineV& pipe_v, KState& k_state,
-                                                VState& v_state, const Pending& work, KeyBlocks range,
-                                                bool leader) {
-    if (range.empty()) return;
+                                                VState& v_state, const Pending& work, bool leader) {
+    if (work.blocks.empty()) return;
     const TileInfo& tile = work.tile;
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Cfg::SmemLayoutK{});      // (N, D, stages)
     Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Cfg::SmemLayoutVLoad{});  // VGlobal tile, stages
@@ -188,7 +186,7 @@ struct Producer {
     auto [tVg, tVs] = tma_partition(kp.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV),
                                     group_modes<0, 2>(gV));  // (TMA, key blocks), (TMA, stages)
     if (leader) {
-      for (int n = range.hi - 1; n >= range.lo; --n) {
+      for (int n = work.blocks.hi - 1; n >= work.blocks.lo; --n) {
         pipe_k.producer_acquire(k_state);
         copy(kp.tma_k.with(*pipe_k.producer_get_barrier(k_state), 0), tKg(_, n), tKs(_, k_state.index()));
         ++k_state;
@@ -206,28 +204,18 @@ struct Producer {
     auto k_state = cutlass::make_producer_start_state<PipelineK>();
     auto v_state = cutlass::make_producer_start_state<PipelineV>();
     TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
-    static_assert(kLookahead <= 1, "one pending tile is held");
     // The next tile is published once this one's K/V loads are issued, not
-    // before them: its Q buffer is free only after the previous tile's last
-    // Q K^T, and waiting for that held this tile's first K/V back (s512 and
-    // seed 2 2-5% slower; bench/NOTES.md, v38); a dynamic order claimed
-    // early also lost most of its balance (b1 h8 s8192: as uneven as the
-    // static order). The FP8 producer publishes ahead (tile_config.h).
-    constexpr bool kPublishLate = kLookahead == 0 || !Cfg::kPublishesAhead;
+    // before them: with two Q buffers its buffer is free only after the
+    // previous tile's last Q K^T, and waiting for that held this tile's
+    // first K/V back (s512 and seed 2 2-5% slower, FP8 s512 1.5%;
+    // bench/NOTES.md, v38); a dynamic order claimed early also lost most of
+    // its balance (b1 h8 s8192: as uneven as the static order). Published
+    // this late, the next tile's Q still lands before its K/V are needed:
+    // the stage rings hold this tile's last blocks in between.
     Pending next = Publish(kp, ss, scheduler, 0, leader);
     for (int index = 0; next.tile.valid; ++index) {
-      const Pending current = next;
-      // With one consumer warpgroup (short tiles, whose CTAs often run a
-      // single tile) the first K/V block goes out before the next tile is
-      // published, which took ~600 cycles that the consumers waited out on
-      // their first tile. The two-warpgroup producers have no registers for
-      // the split (tile_config.h): their first range is empty.
-      const int split = Cfg::kConsumerWarpgroups == 1 ? max(current.blocks.lo, current.blocks.hi - 1)
-                                                      : current.blocks.hi;
-      LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, KeyBlocks{split, current.blocks.hi}, leader);
-      if (!kPublishLate) next = Publish(kp, ss, scheduler, index + 1, leader);
-      LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, current, KeyBlocks{current.blocks.lo, split}, leader);
-      if (kPublishLate) next = Publish(kp, ss, scheduler, index + 1, leader);
+      LoadKV(kp, ss, pipe_k, pipe_v, k_state, v_state, next, leader);
+      next = Publish(kp, ss, scheduler, index + 1, leader);
     }
     // The CTA must not exit while its TMA writes are in flight.
     if (leader) {

@@ -157,10 +157,10 @@ struct TileConfig {
   // without local memory beside two consumer warpgroups; beside one (the
   // short tile, two CTAs per SM) it takes 48, as the tile loop it follows
   // spilled 16 bytes at 40. The 16-bit producer takes 24 beside two
-  // consumer warpgroups and 40 beside one, where it splits each tile's
-  // K/V loads around the next tile's publication (mainloop_fwd_sm90.hpp),
-  // which spilled at 24. Consumers: two warpgroups 240 (FP8 232); one 216
-  // (FP8 208).
+  // consumer warpgroups and 40 beside one (where it once split each tile's
+  // K/V loads around the next tile's publication, which spilled at 24; the
+  // one-warpgroup consumers need no more than the 216 that leaves).
+  // Consumers: two warpgroups 240 (FP8 232); one 216 (FP8 208).
   static constexpr int kLaunchRegisters = 65536 / kCtasPerSm / kThreads / 8 * 8;
   static constexpr int kProducerRegisters =
       !kTransposeV ? (kConsumerWarpgroups == 1 ? 40 : 24) : (kConsumerWarpgroups == 1 ? 48 : 40);
@@ -179,11 +179,6 @@ struct TileConfig {
   // (bench/NOTES.md, v22).
   static constexpr bool kLazyRescale = !kIntraWarpgroupOverlap;
   static constexpr int kQStages = Tiling::kQStages;
-  // The producer publishes the next tile (claims it, under a dynamic order,
-  // and loads its Q) once the current tile's K/V loads are issued
-  // (Producer::Run). The FP8 producer with two Q buffers publishes a tile
-  // ahead instead, as tile_order.h models for its dynamic order.
-  static constexpr bool kPublishesAhead = kTransposeV && kQStages > 1;
 
   using BlockM = Int<kBlockM>;
   using BlockN = Int<kBlockN>;

@@ -12,8 +12,8 @@
 // static candidate is even (causal d128 b1 h16 s16384: 1.20 at best; b1 h8
 // s8192: 1.24), the order is handed out dynamically
 // (TileScheduler::NextTile); simulating how the kernel claims tiles, the
-// same model puts those within 1% of even (FP8, which claims a tile ahead:
-// within 4-12%), and they measured 15-26% faster (bench/NOTES.md, v23).
+// same model puts those within 1% of even, and they measured 15-26% faster
+// (bench/NOTES.md, v23).
 #pragma once
 
 #include <algorithm>
@@ -51,27 +51,23 @@ inline int L2SectionPairs(const AttentionParams& p, int elem_bytes, int l2_bytes
 
 // Per-CTA work of a dynamic order over `costs` (in order): the first wave
 // goes to CTAs 0, 1, ...; after that a CTA asks for a tile when it finishes
-// one, or (claims_ahead) when it starts one, holding one tile in reserve.
-inline std::vector<int64_t> DynamicWork(const std::vector<int>& costs, int grid, bool claims_ahead) {
+// one (its producer claims the next tile once the current one's loads are
+// issued, about when its consumers finish the tile before).
+inline std::vector<int64_t> DynamicWork(const std::vector<int>& costs, int grid) {
   const int n = static_cast<int>(costs.size());
   int next = 0;
   const auto claim = [&] { return next < n ? costs[next++] : -1; };  // -1: none left
   std::vector<int64_t> work(grid, 0);
-  std::vector<int> reserve(grid, -1);
   using Event = std::pair<int64_t, int>;  // (time its current tile ends, CTA)
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> ends;
   for (int cta = 0; cta < grid && next < n; ++cta) {
     work[cta] = claim();
     ends.push({work[cta], cta});
   }
-  if (claims_ahead) {
-    for (int cta = 0; cta < grid; ++cta) reserve[cta] = claim();
-  }
   while (!ends.empty()) {
     const int cta = ends.top().second;
     ends.pop();
-    int cost = claim();
-    if (claims_ahead) std::swap(cost, reserve[cta]);  // start the reserved tile, keep the new claim
+    const int cost = claim();
     if (cost < 0) continue;
     work[cta] += cost;
     ends.push({work[cta], cta});
@@ -81,8 +77,7 @@ inline std::vector<int64_t> DynamicWork(const std::vector<int>& costs, int grid,
 
 // Max over CTAs of the work the order gives, over the mean; cost[m] is query
 // block m's work.
-inline double OrderImbalance(const std::vector<int>& cost, int pairs, TileOrder order, int grid,
-                             bool claims_ahead = false) {
+inline double OrderImbalance(const std::vector<int>& cost, int pairs, TileOrder order, int grid) {
   const int m_blocks = static_cast<int>(cost.size());
   std::vector<int> costs;  // in the order's sequence
   for (int first = 0; first < pairs; first += order.section) {
@@ -93,7 +88,7 @@ inline double OrderImbalance(const std::vector<int>& cost, int pairs, TileOrder 
   }
   std::vector<int64_t> work(grid, 0);
   if (order.dynamic) {
-    work = DynamicWork(costs, grid, claims_ahead);
+    work = DynamicWork(costs, grid);
   } else {
     for (int64_t t = 0; t < static_cast<int64_t>(costs.size()); ++t) {
       const int64_t wave = t / grid;
@@ -122,12 +117,11 @@ inline double OrderImbalance(const std::vector<int>& cost, int pairs, TileOrder 
 // two waves of tiles (long sequences: few pairs, many query blocks each);
 // each handed out plainly or snaking. The first within 2% of the best wins,
 // L2-sized and plain first; the dynamic order (which needs `can_count`: a
-// tile counter for the launcher to zero; `claims_ahead`: how the kernel
-// claims tiles) only where it beats that by more than 2%: it costs a
+// tile counter for the launcher to zero) only where it beats that by more than 2%: it costs a
 // memset and an atomic per tile, and the model's errors run a few percent.
 // Past 32 tiles per CTA every order is even enough.
 inline TileOrder ChooseTileOrder(const AttentionParams& p, int block_m, int block_n, int elem_bytes, int l2_bytes,
-                                 int m_blocks, int grid, bool can_count, bool claims_ahead, int sms) {
+                                 int m_blocks, int grid, bool can_count, int sms) {
   const int pairs = p.batch * p.num_heads;
   if (sms > 0 && grid > sms && grid < 2 * sms) return {pairs, false, false, true};
   const int l2_section = L2SectionPairs(p, elem_bytes, l2_bytes);
@@ -157,8 +151,8 @@ inline TileOrder ChooseTileOrder(const AttentionParams& p, int block_m, int bloc
   // draw; a section of twice the L2 size halves those restarts (b1 h8 s8192:
   // 1.22 -> 1.00 in this model).
   const TileOrder dynamic[] = {{l2_section, false, true}, {std::min(pairs, 2 * l2_section), false, true}};
-  const double dynamic_imbalance[] = {OrderImbalance(cost, pairs, dynamic[0], grid, claims_ahead),
-                                      OrderImbalance(cost, pairs, dynamic[1], grid, claims_ahead)};
+  const double dynamic_imbalance[] = {OrderImbalance(cost, pairs, dynamic[0], grid),
+                                      OrderImbalance(cost, pairs, dynamic[1], grid)};
   const int d = dynamic_imbalance[0] <= dynamic_imbalance[1] * kTolerance ? 0 : 1;
   constexpr double kDynamicGain = 1.02;
   return dynamic_imbalance[d] * kDynamicGain < best ? dynamic[d] : candidates[chosen];
@@ -168,12 +162,12 @@ inline TileOrder ChooseTileOrder(const AttentionParams& p, int block_m, int bloc
 // hundred microseconds of host time (b2 h16 s8192: 263 µs), and a call site
 // launches the same shapes on every step.
 inline TileOrder CachedTileOrder(const AttentionParams& p, int block_m, int block_n, int elem_bytes, int l2_bytes,
-                                 int m_blocks, int grid, bool can_count, bool claims_ahead, int sms) {
+                                 int m_blocks, int grid, bool can_count, int sms) {
   // Every input ChooseTileOrder reads (m_blocks follows from seqlen_q and block_m).
-  using Key = std::array<int64_t, 16>;
+  using Key = std::array<int64_t, 15>;
   const Key key{p.batch,   p.num_heads, p.num_heads_k, p.seqlen_q, p.seqlen_k,  p.head_dim,
                 p.window_left, p.window_right, block_m, block_n, elem_bytes, l2_bytes,
-                grid,      can_count,   claims_ahead, sms};
+                grid,      can_count,   sms};
   static std::mutex mu;
   static std::map<Key, TileOrder> cache;
   constexpr size_t kMaxEntries = 1024;  // a bound for processes that sweep many shapes
@@ -182,7 +176,7 @@ inline TileOrder CachedTileOrder(const AttentionParams& p, int block_m, int bloc
     if (const auto it = cache.find(key); it != cache.end()) return it->second;
   }
   const TileOrder order =
-      ChooseTileOrder(p, block_m, block_n, elem_bytes, l2_bytes, m_blocks, grid, can_count, claims_ahead, sms);
+      ChooseTileOrder(p, block_m, block_n, elem_bytes, l2_bytes, m_blocks, grid, can_count, sms);
   std::lock_guard<std::mutex> lock(mu);
   if (cache.size() >= kMaxEntries) cache.clear();
   cache.emplace(key, order);
