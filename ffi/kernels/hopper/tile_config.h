@@ -157,10 +157,10 @@ struct TileConfig {
   // without local memory beside two consumer warpgroups; beside one (the
   // short tile, two CTAs per SM) it takes 48, as the tile loop it follows
   // spilled 16 bytes at 40. The 16-bit producer takes 24 beside two
-  // consumer warpgroups and 40 beside one (where it once split each tile's
-  // K/V loads around the next tile's publication, which spilled at 24; the
-  // one-warpgroup consumers need no more than the 216 that leaves).
-  // Consumers: two warpgroups 240 (FP8 232); one 216 (FP8 208).
+  // consumer warpgroups and 40 beside one, the budget measured when it
+  // split its loads around each publication (24 spilled then; 24 without
+  // the split is built but not yet timed). Consumers: two warpgroups 240
+  // (FP8 232); one 216 (FP8 208).
   static constexpr int kLaunchRegisters = 65536 / kCtasPerSm / kThreads / 8 * 8;
   static constexpr int kProducerRegisters =
       !kTransposeV ? (kConsumerWarpgroups == 1 ? 40 : 24) : (kConsumerWarpgroups == 1 ? 48 : 40);

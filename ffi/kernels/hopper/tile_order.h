@@ -117,8 +117,9 @@ inline double OrderImbalance(const std::vector<int>& cost, int pairs, TileOrder 
 // two waves of tiles (long sequences: few pairs, many query blocks each);
 // each handed out plainly or snaking. The first within 2% of the best wins,
 // L2-sized and plain first; the dynamic order (which needs `can_count`: a
-// tile counter for the launcher to zero) only where it beats that by more than 2%: it costs a
-// memset and an atomic per tile, and the model's errors run a few percent.
+// tile counter for the launcher to zero) only where it beats that by more
+// than 2%: it costs a memset and an atomic per tile, and the model's errors
+// run a few percent.
 // Past 32 tiles per CTA every order is even enough.
 inline TileOrder ChooseTileOrder(const AttentionParams& p, int block_m, int block_n, int elem_bytes, int l2_bytes,
                                  int m_blocks, int grid, bool can_count, int sms) {
