@@ -156,14 +156,13 @@ struct TileConfig {
   // granularity), at most 240. The FP8 transpose runs in 40 registers
   // without local memory beside two consumer warpgroups; beside one (the
   // short tile, two CTAs per SM) it takes 48, as the tile loop it follows
-  // spilled 16 bytes at 40. The 16-bit producer takes 24 beside two
-  // consumer warpgroups and 40 beside one, the budget measured when it
-  // split its loads around each publication (24 spilled then; 24 without
-  // the split is built but not yet timed). Consumers: two warpgroups 240
-  // (FP8 232); one 216 (FP8 208).
+  // spilled 16 bytes at 40. The 16-bit producer takes 24 (no local
+  // memory since it stopped splitting its loads around the next tile's
+  // publication). Consumers: two warpgroups 240 (FP8 232); one 232 (FP8
+  // 208).
   static constexpr int kLaunchRegisters = 65536 / kCtasPerSm / kThreads / 8 * 8;
   static constexpr int kProducerRegisters =
-      !kTransposeV ? (kConsumerWarpgroups == 1 ? 40 : 24) : (kConsumerWarpgroups == 1 ? 48 : 40);
+      !kTransposeV ? 24 : (kConsumerWarpgroups == 1 ? 48 : 40);
   static constexpr int kConsumerRegisters = cute::min(
       240, (kLaunchRegisters * kThreads - 128 * kProducerRegisters) / kConsumerThreads / 8 * 8);
   static_assert(128 * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= kLaunchRegisters * kThreads);
