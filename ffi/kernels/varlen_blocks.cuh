@@ -58,6 +58,32 @@ struct VarlenBlockScan {
     }
     return false;
   }
+
+  // Query blocks over all virtual sequences, or -1 past kCountedChunks
+  // chunks of 32 (warp-collective, without touching the scan position).
+  // Branch-free, so that all chunks' loads are in flight together: one
+  // memory round trip. Only a balance hint (TileScheduler::BalanceVarlen):
+  // rows that malformed cu_seqlens give several sequences may count twice.
+  static constexpr int kCountedChunks = 4;
+  __device__ __forceinline__ static int CountAll(const AttentionParams& p, int pack) {
+    const int num_virtual = p.batch + 2;
+    if (num_virtual > 32 * kCountedChunks) return -1;
+    const int lane = threadIdx.x % 32;
+    const int total = p.seqlen_q;
+    int n = 0;
+#pragma unroll
+    for (int chunk = 0; chunk < kCountedChunks; ++chunk) {
+      // Virtual sequence v: rows [0, cu[0]), [cu[v-1], cu[v]) or [cu[batch], total).
+      const int v = chunk * 32 + lane;
+      const bool here = v < num_virtual;
+      const int a = here ? p.cu_seqlens_q[max(v - 1, 0)] : 0;
+      const int b = here ? p.cu_seqlens_q[min(v, p.batch)] : 0;
+      const int start = v == 0 ? 0 : ClampInt(a, 0, total);
+      const int end = v == num_virtual - 1 ? total : ClampInt(b, start, total);
+      if (here) n += ((end - start) * pack + kBlockM - 1) / kBlockM;
+    }
+    return __reduce_add_sync(0xffffffffu, n);
+  }
 };
 
 }  // namespace jax_fa3

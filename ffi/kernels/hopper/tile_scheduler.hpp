@@ -85,12 +85,30 @@ struct TileScheduler {
   const AttentionParams& p;
   const SchedulerParams& s;
   VarlenBlockScan<kBlockM> scan;  // varlen: resumed by each tile's search
+  int ctas = gridDim.x;           // the CTAs the static order deals tiles to
 
-  // The CTA's index-th tile (increasing in index, as DecodeVarlen needs).
+  // Varlen: the host knows only a bound on the tiles, so the grid fills
+  // every CTA slot, and where the tiles do not divide by it, the last round
+  // kept a few CTAs busy while the rest had finished (seed 1: 1344 tiles on
+  // 264 CTAs, 24 with a sixth). Counted on the device, the tiles are dealt
+  // to the fewest CTAs that need no more rounds (224 x 6); the others exit.
+  // Called once by the producer warp before its first tile.
+  __device__ __forceinline__ void BalanceVarlen() {
+    if (!p.is_varlen() || s.tile_counter != nullptr) return;
+    const int blocks = VarlenBlockScan<kBlockM>::CountAll(p, /*pack=*/1);
+    if (blocks <= 0) return;
+    const int tiles = blocks * p.num_heads;
+    const int rounds = (tiles + gridDim.x - 1) / gridDim.x;
+    ctas = (tiles + rounds - 1) / rounds;
+  }
+
+  // The CTA's index-th tile (increasing in index, as DecodeVarlen needs);
+  // num_tiles (none) for a CTA the order leaves out.
   __device__ __forceinline__ int TileOfCta(int index) const {
-    const int position = PairedPosition(blockIdx.x, gridDim.x, s.pair_sms);
-    const int slot = s.snake && index % 2 == 1 ? gridDim.x - 1 - position : position;
-    return index * gridDim.x + slot;
+    if (blockIdx.x >= ctas) return s.num_tiles;
+    const int position = PairedPosition(blockIdx.x, ctas, s.pair_sms);
+    const int slot = s.snake && index % 2 == 1 ? ctas - 1 - position : position;
+    return index * ctas + slot;
   }
 
   // The CTA's index-th tile; called by all lanes of one warp, once per
