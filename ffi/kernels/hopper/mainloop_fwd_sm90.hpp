@@ -204,7 +204,7 @@ struct Producer {
     auto k_state = cutlass::make_producer_start_state<PipelineK>();
     auto v_state = cutlass::make_producer_start_state<PipelineV>();
     TileScheduler<Cfg::kBlockM> scheduler{kp.p, kp.sched};
-    scheduler.BalanceVarlen();
+    if constexpr (Cfg::kBalanceVarlen) scheduler.BalanceVarlen();
     // The next tile is published once this one's K/V loads are issued, not
     // before them: with two Q buffers its buffer is free only after the
     // previous tile's last Q K^T, and waiting for that held this tile's

@@ -143,6 +143,12 @@ struct TileConfig {
 
   using VLayout = VLayouts<Element, kHeadDim, kBlockN, kStages>;
   static constexpr bool kTransposeV = VLayout::kTranspose;
+  // Varlen tiles dealt to the fewest CTAs that need no more rounds
+  // (TileScheduler::BalanceVarlen). Measured on seed 1's geometry (1344
+  // one-block tiles on 264 CTAs): FP8 24.1 -> 23.2 µs, but f16 34.5 -> 35.3,
+  // so 16-bit calls keep dealing tiles to the whole grid (bench/NOTES.md,
+  // v43).
+  static constexpr bool kBalanceVarlen = std::is_same_v<Element, cutlass::float_e4m3_t>;
   // Producer warp 0 issues TMA; warps 1-3 transpose FP8 V.
   static constexpr int kTransposeThreads = 96;
   // Who meet at a Q buffer's kQueryEmpty barrier before the producer reuses

@@ -92,7 +92,8 @@ struct TileScheduler {
   // kept a few CTAs busy while the rest had finished (seed 1: 1344 tiles on
   // 264 CTAs, 24 with a sixth). Counted on the device, the tiles are dealt
   // to the fewest CTAs that need no more rounds (224 x 6); the others exit.
-  // Called once by the producer warp before its first tile.
+  // Called once by the producer warp before its first tile, where the tile
+  // config asks for it (TileConfig::kBalanceVarlen).
   __device__ __forceinline__ void BalanceVarlen() {
     if (!p.is_varlen() || s.tile_counter != nullptr) return;
     const int blocks = VarlenBlockScan<kBlockM>::CountAll(p, /*pack=*/1);
