@@ -101,6 +101,22 @@ def test_varlen_narrow_head_dims(dtype, d, kernel_path):
     assert_matches_reference(out, lse, functools.partial(reference.varlen_attention, q, k, v, cu, cu, **kw), dt)
 
 
+@pytest.mark.parametrize("batch", [126, 127, 300])
+def test_fp8_varlen_many_sequences(batch):
+    """FP8 varlen tiles go to as many CTAs as a device-side count of the
+    query blocks asks for (TileScheduler::BalanceVarlen); the count reads up
+    to 128 virtual sequences (batch 126), past that the whole grid takes
+    them. Either way, over several rounds, every tile is computed once."""
+    rng = np.random.default_rng(batch)
+    h = 4
+    cu = random_cu_seqlens(rng, batch, 200)
+    q, k, v = rand_qkv(batch, (int(cu[-1]), h, 128), (int(cu[-1]), h, 128), FP8)
+    kw = fp8_descales(7, batch, h)
+    fn = jax.jit(functools.partial(jax_fa3.varlen_attention, return_lse=True, **kw))
+    out, lse = fn(q, k, v, jnp.asarray(cu), jnp.asarray(cu))
+    assert_matches_reference(out, lse, functools.partial(reference.varlen_attention, q, k, v, cu, cu, **kw), FP8)
+
+
 def test_seed_fp8_varlen():
     """Seed case 1 exactly, with random data: FP8 E4M3, 84 sequences of 64/48
     tokens, 16 heads, d 128, max_seqlen 1680, per-(batch, head) descale."""

@@ -98,9 +98,11 @@ struct TileScheduler {
     if (!p.is_varlen() || s.tile_counter != nullptr) return;
     const int blocks = VarlenBlockScan<kBlockM>::CountAll(p, /*pack=*/1);
     if (blocks <= 0) return;
-    const int tiles = blocks * p.num_heads;
-    const int rounds = (tiles + gridDim.x - 1) / gridDim.x;
-    ctas = (tiles + rounds - 1) / rounds;
+    // Any count in [1, grid] deals every tile (CTA c takes index * ctas + c),
+    // so a wrong hint costs balance, never coverage.
+    const int64_t tiles = int64_t{blocks} * p.num_heads;
+    const int64_t rounds = (tiles + gridDim.x - 1) / gridDim.x;
+    ctas = static_cast<int>((tiles + rounds - 1) / rounds);
   }
 
   // The CTA's index-th tile (increasing in index, as DecodeVarlen needs);
