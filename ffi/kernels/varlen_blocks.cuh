@@ -66,12 +66,13 @@ struct VarlenBlockScan {
   // rows that malformed cu_seqlens give several sequences may count twice,
   // and each lane's count is capped so that the warp's sum stays an int.
   static constexpr int kCountedChunks = 4;
-  __device__ __forceinline__ static int CountAll(const AttentionParams& p, int pack) {
+  static constexpr int kLaneCap = 1 << 22;
+  __device__ __forceinline__ static int CountAll(const AttentionParams& p) {
     const int num_virtual = p.batch + 2;
     if (num_virtual > 32 * kCountedChunks) return -1;
     const int lane = threadIdx.x % 32;
     const int total = p.seqlen_q;
-    int64_t n = 0;
+    int n = 0;
 #pragma unroll
     for (int chunk = 0; chunk < kCountedChunks; ++chunk) {
       // Virtual sequence v: rows [0, cu[0]), [cu[v-1], cu[v]) or [cu[batch], total).
@@ -81,10 +82,11 @@ struct VarlenBlockScan {
       const int b = here ? p.cu_seqlens_q[min(v, p.batch)] : 0;
       const int start = v == 0 ? 0 : ClampInt(a, 0, total);
       const int end = v == num_virtual - 1 ? total : ClampInt(b, start, total);
-      if (here) n += (int64_t(end - start) * pack + kBlockM - 1) / kBlockM;
+      // Rounded up without overflow; capped below so that the sum stays an int.
+      const int rows = end - start;
+      if (here) n += min(rows / kBlockM + (rows % kBlockM != 0), kLaneCap);
     }
-    constexpr int64_t kLaneCap = 1 << 24;
-    return __reduce_add_sync(0xffffffffu, static_cast<int>(n < kLaneCap ? n : kLaneCap));
+    return __reduce_add_sync(0xffffffffu, n);
   }
 };
 

@@ -23,6 +23,8 @@
 // cu_seqlens on the device, resumed where the previous tile stopped.
 #pragma once
 
+#include <climits>
+
 #include "kernels/fast_div.h"
 #include "kernels/host_device.h"
 #include "kernels/seqlen.h"
@@ -96,13 +98,15 @@ struct TileScheduler {
   // config asks for it (TileConfig::kBalanceVarlen).
   __device__ __forceinline__ void BalanceVarlen() {
     if (!p.is_varlen() || s.tile_counter != nullptr) return;
-    const int blocks = VarlenBlockScan<kBlockM>::CountAll(p, /*pack=*/1);
-    if (blocks <= 0) return;
+    const int blocks = VarlenBlockScan<kBlockM>::CountAll(p);
+    // 32-bit arithmetic: this lies on every CTA's path to its first load,
+    // where 64-bit divisions cost seed 1 0.6 µs (bench/NOTES.md, v43).
     // Any count in [1, grid] deals every tile (CTA c takes index * ctas + c),
     // so a wrong hint costs balance, never coverage.
-    const int64_t tiles = int64_t{blocks} * p.num_heads;
-    const int64_t rounds = (tiles + gridDim.x - 1) / gridDim.x;
-    ctas = static_cast<int>((tiles + rounds - 1) / rounds);
+    if (blocks <= 0 || blocks > INT_MAX / p.num_heads) return;
+    const int tiles = blocks * p.num_heads;
+    const int rounds = tiles / gridDim.x + (tiles % gridDim.x != 0);
+    ctas = tiles / rounds + (tiles % rounds != 0);
   }
 
   // The CTA's index-th tile (increasing in index, as DecodeVarlen needs);
