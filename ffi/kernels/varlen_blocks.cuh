@@ -61,8 +61,8 @@ struct VarlenBlockScan {
 
   // Query blocks over all virtual sequences, or -1 past kCountedChunks
   // chunks of 32 (warp-collective, without touching the scan position).
-  // Branch-free, so that all chunks' loads are in flight together: one
-  // memory round trip. Only a balance hint (TileScheduler::BalanceVarlen):
+  // Every chunk's loads are issued before any is used: one memory round
+  // trip. Only a balance hint (TileScheduler::BalanceVarlen):
   // rows that malformed cu_seqlens give several sequences may count twice,
   // and each lane's count is capped so that the warp's sum stays an int.
   static constexpr int kCountedChunks = 4;
@@ -72,19 +72,24 @@ struct VarlenBlockScan {
     if (num_virtual > 32 * kCountedChunks) return -1;
     const int lane = threadIdx.x % 32;
     const int total = p.seqlen_q;
+    // Virtual sequence v: rows [0, cu[0]), [cu[v-1], cu[v]) or [cu[batch], total).
+    int a[kCountedChunks], b[kCountedChunks];
+#pragma unroll
+    for (int chunk = 0; chunk < kCountedChunks; ++chunk) {
+      const int v = chunk * 32 + lane;
+      a[chunk] = v < num_virtual ? p.cu_seqlens_q[max(v - 1, 0)] : 0;
+      b[chunk] = v < num_virtual ? p.cu_seqlens_q[min(v, p.batch)] : 0;
+    }
     int n = 0;
 #pragma unroll
     for (int chunk = 0; chunk < kCountedChunks; ++chunk) {
-      // Virtual sequence v: rows [0, cu[0]), [cu[v-1], cu[v]) or [cu[batch], total).
       const int v = chunk * 32 + lane;
-      const bool here = v < num_virtual;
-      const int a = here ? p.cu_seqlens_q[max(v - 1, 0)] : 0;
-      const int b = here ? p.cu_seqlens_q[min(v, p.batch)] : 0;
-      const int start = v == 0 ? 0 : ClampInt(a, 0, total);
-      const int end = v == num_virtual - 1 ? total : ClampInt(b, start, total);
-      // Rounded up without overflow; capped below so that the sum stays an int.
+      const int start = v == 0 ? 0 : ClampInt(a[chunk], 0, total);
+      const int end = v == num_virtual - 1 ? total : ClampInt(b[chunk], start, total);
+      // Rounded up without overflow; capped so that the sum stays an int.
       const int rows = end - start;
-      if (here) n += min(rows / kBlockM + (rows % kBlockM != 0), kLaneCap);
+      const int blocks = min(rows / kBlockM + (rows % kBlockM != 0), kLaneCap);
+      n += v < num_virtual ? blocks : 0;
     }
     return __reduce_add_sync(0xffffffffu, n);
   }
