@@ -5,9 +5,11 @@
 // waves, so that a CTA that drew a long tile draws a short one next. With
 // two CTAs per SM and one tile each, the tiles past the SM count go to the
 // later CTAs in reverse (PairedPosition), so that a long tile's SM gets a
-// short one beside it. Where no static assignment is even (few long causal
-// tiles per CTA), the tiles after the first wave go to whichever CTA asks
-// first, by a counter in global memory that the launcher zeroes. The TMA
+// short one beside it. An FP8 varlen call may deal its waves to fewer
+// CTAs than the grid (BalanceVarlen). Where no static assignment is even
+// (few long causal tiles per CTA), the tiles after the first wave go to
+// whichever CTA asks first, by a counter in global memory that the
+// launcher zeroes. The TMA
 // warp decodes each tile and publishes it (TileWork) with the tile's Q
 // buffer, so the consumers' and the FP8 transpose warps' per-tile chains
 // start without the scan below, a global load or the counter.
