@@ -9,10 +9,10 @@
 // CTAs than the grid (BalanceVarlen). Where no static assignment is even
 // (few long causal tiles per CTA), the tiles after the first wave go to
 // whichever CTA asks first, by a counter in global memory that the
-// launcher zeroes. The TMA
-// warp decodes each tile and publishes it (TileWork) with the tile's Q
-// buffer, so the consumers' and the FP8 transpose warps' per-tile chains
-// start without the scan below, a global load or the counter.
+// launcher zeroes. The TMA warp decodes each tile and publishes it
+// (TileWork) with the tile's Q buffer, so the consumers' and the FP8
+// transpose warps' per-tile chains start without the scan below, a global
+// load or the counter.
 //
 // Dense order without a causal or window mask: the query block is the fast
 // index, so the CTAs that read one (batch, head)'s K/V run at the same time
