@@ -72,7 +72,8 @@ struct VarlenBlockScan {
     if (num_virtual > 32 * kCountedChunks) return -1;
     const int lane = threadIdx.x % 32;
     const int total = p.seqlen_q;
-    // Virtual sequence v: rows [0, cu[0]), [cu[v-1], cu[v]) or [cu[batch], total).
+    // Virtual sequence v: rows [0, cu[0]), [cu[v-1], cu[v]) or [cu[batch],
+    // total): VirtualSeqInfo's bounds, whose loads sit behind its branches.
     int a[kCountedChunks], b[kCountedChunks];
 #pragma unroll
     for (int chunk = 0; chunk < kCountedChunks; ++chunk) {
