@@ -38,6 +38,13 @@ CASES = {
     "seed1": seed1,
     "seed1_f16": lambda: seed1(jnp.float16),
     "seed2": lambda: dense(jnp.float16, 2, 512, 16, 128, True),
+    "seed2_bf16": lambda: dense(jnp.bfloat16, 2, 512, 16, 128, True),
+    "seed1_bf16": lambda: seed1(jnp.bfloat16),
+    # Causal problems of one short-tile wave (dispatch_fwd.cu), like seed 2.
+    "s1024_causal_b1": lambda: dense(jnp.float16, 1, 1024, 16, 128, True),
+    "s1024_causal_b1_bf16": lambda: dense(jnp.bfloat16, 1, 1024, 16, 128, True),
+    "s2048_causal_h8": lambda: dense(jnp.float16, 1, 2048, 8, 128, True),
+    "s2048_causal_h8_bf16": lambda: dense(jnp.bfloat16, 1, 2048, 8, 128, True),
     "s512": lambda: dense(jnp.bfloat16, 32, 512, 16, 128, False),
     "s512_causal": lambda: dense(jnp.bfloat16, 32, 512, 16, 128, True),
     "s2048": lambda: dense(jnp.bfloat16, 8, 2048, 16, 128, False),
