@@ -45,6 +45,9 @@ CASES = {
     "s1024_causal_b1_bf16": lambda: dense(jnp.bfloat16, 1, 1024, 16, 128, True),
     "s2048_causal_h8": lambda: dense(jnp.float16, 1, 2048, 8, 128, True),
     "s2048_causal_h8_bf16": lambda: dense(jnp.bfloat16, 1, 2048, 8, 128, True),
+    # Non-causal, at most one short tile per SM.
+    "s1024_h8_b1": lambda: dense(jnp.float16, 1, 1024, 8, 128, False),
+    "s512_h16_b1_bf16": lambda: dense(jnp.bfloat16, 1, 512, 16, 128, False),
     "s512": lambda: dense(jnp.bfloat16, 32, 512, 16, 128, False),
     "s512_causal": lambda: dense(jnp.bfloat16, 32, 512, 16, 128, True),
     "s2048": lambda: dense(jnp.bfloat16, 8, 2048, 16, 128, False),

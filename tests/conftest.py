@@ -106,14 +106,18 @@ def on_cpu():
 gpu = pytest.mark.skipif(not gpu_devices(), reason="no GPU visible to JAX")
 
 
-@pytest.fixture(params=["auto", "short", "medium", "long", "portable"])
+HOPPER_TILES = ("short", "split", "medium", "long")
+
+
+@pytest.fixture(params=["auto", *HOPPER_TILES, "portable"])
 def kernel_path(request, monkeypatch) -> str:
     """Runs a GPU test on the default kernel choice (the Hopper kernel on
     sm_90 where it covers the problem), again with each of the Hopper
     kernel's tile shapes pinned (head-dim bucket 128, where they are built;
-    other buckets keep their one shape), and pinned to the portable kernel.
-    The default takes the short tile for most problems of a wave or less,
-    so small test shapes need the medium one pinned."""
+    other buckets keep their one shape; FP8 has no key split and runs
+    "split" on the short tile), and pinned to the portable kernel. The
+    default takes the short tile or the key split for most problems of a
+    wave or less, so small test shapes need the medium one pinned."""
     monkeypatch.setenv("JAX_FA3_FORCE_PORTABLE", "1" if request.param == "portable" else "0")
-    monkeypatch.setenv("JAX_FA3_HOPPER_TILE", request.param if request.param in ("short", "medium", "long") else "")
+    monkeypatch.setenv("JAX_FA3_HOPPER_TILE", request.param if request.param in HOPPER_TILES else "")
     return request.param

@@ -193,11 +193,24 @@ def test_seed_fp16_causal():
 @pytest.mark.parametrize("dtype", list(DTYPES))
 def test_causal_one_short_tile_per_cta(dtype):
     """Causal shapes with more 64-row tiles than SMs but fewer than two per
-    SM run on the short tile, one tile per CTA, the first SM-count CTAs
+    SM run, FP8 on the short tile, one tile per CTA, the first SM-count CTAs
     taking the longest tiles and the rest the others in reverse
-    (tile_order.h): every (head, query block) must still be computed once.
-    11 heads x 16 query blocks = 176 tiles on a 132-SM H100 or H200."""
+    (tile_order.h), 16-bit inputs on the key split, one CTA per SM taking
+    one or two tiles: every (head, query block) must still be computed
+    once. 11 heads x 16 query blocks = 176 tiles on a 132-SM H100 or H200."""
     run_dense(dtype, 1023, 1023, 11, 11, 128, b=1, causal=True)
+
+
+@pytest.mark.parametrize("dtype", ["f16", "bf16"])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("sk", [1, 17, 65, 129, 239])
+def test_key_split_block_counts(dtype, causal, sk, monkeypatch):
+    """The key split deals a tile's key blocks alternately to two
+    warpgroups and merges their partial outputs: one block (the second
+    warpgroup has none and only merges), odd and even counts, a partial
+    last block, and under causal masking rows that see no key."""
+    monkeypatch.setenv("JAX_FA3_HOPPER_TILE", "split")
+    run_dense(dtype, 113, sk, 4, 2, 128, b=2, causal=causal)
 
 
 @pytest.mark.parametrize("batch", [1, 32])

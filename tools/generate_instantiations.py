@@ -41,7 +41,9 @@ def portable_files() -> dict[str, str]:
 # The Hopper kernel's variants; other head dims run in the next larger
 # bucket (TMA zero-fills the extra columns). Each sm_90a unit costs about a
 # minute of CI's 2 cores. Head dim 128 has a short tile (64 query rows, two
-# CTAs per SM) and a long one (wider key tiles) for every dtype.
+# CTAs per SM) and a long one (wider key tiles) for every dtype, and for
+# 16-bit inputs the short tile's rows with the keys split between two
+# warpgroups.
 HOPPER_HEAD_DIM_BUCKETS = [64, 128, 256]
 
 
@@ -51,6 +53,7 @@ def hopper_files() -> dict[str, str]:
     variants = [(v, "", "kMedium") for v in medium]
     variants += [((dt, 128), suffix, tile) for suffix, tile in (("_short", "kShort"), ("_long", "kLong"))
                  for dt in PORTABLE_DTYPES]
+    variants += [((dt, 128), "_split", "kSplitKeys") for dt in PORTABLE_DTYPES if dt[0] in ("f16", "bf16")]
     for ((tag, in_t, out_t), hd), suffix, tile in variants:
         files[f"fwd_sm90_{tag}_hd{hd}{suffix}.cu"] = (
             HEADER

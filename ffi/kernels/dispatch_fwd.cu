@@ -50,23 +50,29 @@ bool HopperTakes(const AttentionParams& p) {
 // (256: 12.8 -> 15.4 µs), and sliding windows, whose tiles are all about
 // as long (b1 s2048 h8 window (128, 128): 12.7 -> 13.4 µs). bench/NOTES.md,
 // v30.
-// JAX_FA3_HOPPER_TILE=short, medium or long pins the shape (head-dim
-// bucket 128), so tests cover each.
+// Those dense problems, whose time is their longest tile's chain of key
+// blocks, take the short tile's rows with the keys split between two
+// warpgroups where it is built (16-bit inputs; bench/NOTES.md, v47).
+// JAX_FA3_HOPPER_TILE=short, medium, long or split pins the shape (head-dim
+// bucket 128; FP8 has no split and takes the short tile), so tests cover
+// each.
 hopper::TileShape ChooseTileShape(const AttentionParams& p, bool fp8) {
   using hopper::TileShape;
   constexpr int kShortRows = 64;
   const int long_keys = fp8 ? 4096 : 8192;
+  const TileShape one_wave = fp8 ? TileShape::kShort : TileShape::kSplitKeys;
   const char* v = std::getenv("JAX_FA3_HOPPER_TILE");
   if (v != nullptr && std::strcmp(v, "short") == 0) return TileShape::kShort;
   if (v != nullptr && std::strcmp(v, "medium") == 0) return TileShape::kMedium;
   if (v != nullptr && std::strcmp(v, "long") == 0) return TileShape::kLong;
+  if (v != nullptr && std::strcmp(v, "split") == 0) return one_wave;
   const int64_t seqs = p.is_varlen() ? std::max(p.batch, 1) : 1;
   if (p.seqlen_q / seqs <= kShortRows) return TileShape::kShort;
   if (!p.is_varlen()) {
     const int64_t short_tiles = int64_t{(p.seqlen_q + kShortRows - 1) / kShortRows} * p.batch * p.num_heads;
     const int64_t sms = portable::NumSms();
     const bool causal = p.window_left < 0 && p.window_right >= 0;
-    if (short_tiles <= sms || (causal && short_tiles < 2 * sms)) return TileShape::kShort;
+    if (short_tiles <= sms || (causal && short_tiles < 2 * sms)) return one_wave;
   }
   return p.seqlen_k / seqs >= long_keys ? TileShape::kLong : TileShape::kMedium;
 }
@@ -89,6 +95,9 @@ cudaError_t DispatchHopper(const AttentionParams& params, cudaStream_t stream) {
   if (p.head_dim > 128) return hopper::LaunchFwd<In, Out, 256, TileShape::kMedium>(p, stream);
   switch (ChooseTileShape(p, sizeof(In) == 1)) {
     case TileShape::kShort: return hopper::LaunchFwd<In, Out, 128, TileShape::kShort>(p, stream);
+    case TileShape::kSplitKeys:
+      if constexpr (sizeof(In) == 2) return hopper::LaunchFwd<In, Out, 128, TileShape::kSplitKeys>(p, stream);
+      return hopper::LaunchFwd<In, Out, 128, TileShape::kShort>(p, stream);
     case TileShape::kLong: return hopper::LaunchFwd<In, Out, 128, TileShape::kLong>(p, stream);
     default: return hopper::LaunchFwd<In, Out, 128, TileShape::kMedium>(p, stream);
   }

@@ -29,7 +29,11 @@ namespace hopper {
 // half its rows, and one warpgroup's whole chain of work, idle). kLong:
 // kMedium with wider key tiles, which amortize the softmax's per-row work
 // over more keys but waste more of a short sequence's last tile.
-enum class TileShape { kShort, kMedium, kLong };
+// kSplitKeys: kShort's 64 query rows on two consumer warpgroups that take
+// alternate key blocks and merge their partial outputs, one CTA per SM, for
+// grids of at most about one long tile per SM, whose time is one tile's
+// chain of key blocks.
+enum class TileShape { kShort, kMedium, kLong, kSplitKeys };
 
 // sm_90a TMA/WGMMA kernel for the problems hopper::Supported accepts; one
 // instantiation per (input, output, head-dim bucket, tile shape) in

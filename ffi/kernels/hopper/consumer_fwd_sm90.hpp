@@ -1,7 +1,10 @@
 // One consumer warpgroup's work on a tile: 64 query rows against the tile's
-// visible key blocks (see mainloop_fwd_sm90.hpp for the pipeline order).
+// visible key blocks, or under a key split every second one (see
+// mainloop_fwd_sm90.hpp for the pipeline order, key_split_sm90.hpp for the
+// split).
 #pragma once
 
+#include "kernels/hopper/key_split_sm90.hpp"
 #include "kernels/hopper/mainloop_fwd_sm90.hpp"
 #include "kernels/hopper/transpose_v_sm90.hpp"
 
@@ -24,16 +27,24 @@ struct ConsumerMainloop {
 
   // Zeroes V rows past the sequence's keys in the block's stage: their P is
   // 0, but 0 * NaN (an unwritten KV-cache row behind seqused_k, or the next
-  // sequence's data) would still poison the output. The warpgroups all read
-  // every V row, so all finish zeroing before any multiplies.
+  // sequence's data) would still poison the output. The warpgroups that
+  // read the stage all read every V row, so all finish zeroing before any
+  // multiplies (under a key split only warpgroup 1 reads the tail block).
   template <class TV>
   __device__ __forceinline__ static void ZeroVTail(TV&& sv, int first_row, int tid) {  // sv: (D, N)
     const int count = (Cfg::kBlockN - first_row) * Cfg::kHeadDim;
-    for (int i = tid; i < count; i += Cfg::kConsumerThreads) {
+    for (int i = tid; i < count; i += Cfg::kStageConsumerThreads) {
       sv(i % Cfg::kHeadDim, first_row + i / Cfg::kHeadDim) = Element(0);
     }
     cutlass::arch::fence_view_async_shared();  // generic-proxy stores, read by wgmma's async proxy
-    NamedBarrierSync(Cfg::kConsumerThreads, uint32_t(Barrier::kVTailZeroed));
+    NamedBarrierSync(Cfg::kStageConsumerThreads, uint32_t(Barrier::kVTailZeroed));
+  }
+
+  // Moves both pipelines past n stages (under a key split, the other
+  // warpgroup's blocks).
+  __device__ __forceinline__ void Skip(int n) {
+    k_state.advance(n);
+    v_state.advance(n);
   }
 
   // Warpgroups take turns issuing their GEMMs (ping-pong), so one's softmax
@@ -80,11 +91,22 @@ struct ConsumerMainloop {
   }
 
   // Accumulates this warpgroup's unnormalized O (cleared by the caller) and
-  // the softmax statistics over key blocks hi-1 down to lo.
+  // the softmax statistics over the walk's key blocks, the pipelines
+  // already at its first. tid: the thread's index among the warpgroups
+  // that share the TiledMmas.
   template <class TO>
   __device__ __forceinline__ void Run(typename Cfg::SharedStorage& ss, PipelineK& pipe_k, PipelineV& pipe_v,
-                                      const ConsumerTile& ct, int q_buffer, Softmax& softmax,
-                                      TO& tOrO, int tid) {
+                                      const ConsumerTile& ct, const KeyWalk& walk, int q_buffer,
+                                      Softmax& softmax, TO& tOrO, int tid) {
+    constexpr int kStep = KeySplit<Cfg>::kStep;
+    // To this warpgroup's next block.
+    auto step = [](auto& state) {
+      if constexpr (kStep == 1) {
+        ++state;
+      } else {
+        state.advance(kStep);
+      }
+    };
     auto thr_qk = mma_qk.get_thread_slice(tid);
     auto thr_pv = mma_pv.get_thread_slice(tid);
     Tensor sQ = make_tensor(make_smem_ptr(ss.q_buffer(q_buffer)), typename Cfg::SmemLayoutQ{});  // (M, D)
@@ -124,13 +146,13 @@ struct ConsumerMainloop {
     auto release_k = [&](int n) {
       warpgroup_fence_operand(tSrS);
       pipe_k.consumer_release(k_state);
-      ++k_state;
-      if (n == ct.blocks.lo) ReleaseQuery(q_buffer);
+      step(k_state);
+      if (n == walk.last) ReleaseQuery(q_buffer);
     };
     auto release_v = [&] {
       warpgroup_fence_operand(tOrO);
       pipe_v.consumer_release(v_state);
-      ++v_state;
+      step(v_state);
     };
     auto wait_v = [&](bool first) {
       pipe_v.consumer_wait(v_state);
@@ -139,9 +161,11 @@ struct ConsumerMainloop {
       }
     };
 
-    const int n_last = ct.blocks.hi - 1;
+    // The tile's first visited block is its partial one (VTailRow).
+    const int n_tail = ct.blocks.hi - 1;
+    const int n_last = walk.first;
     if constexpr (!Cfg::kIntraWarpgroupOverlap) {
-      for (int n = n_last; n >= ct.blocks.lo; --n) {
+      for (int n = n_last; n >= walk.last; n -= kStep) {
         issue_qk();
         PassTurn(warpgroup);
         warpgroup_wait<0>();
@@ -149,7 +173,7 @@ struct ConsumerMainloop {
         softmax_step(n);
         Softmax::Rescale(o_rc, correction, moved);
         FillP(tSrS, tOrP);
-        wait_v(n == n_last);
+        wait_v(n == n_tail);
         WaitTurn(warpgroup);
         issue_pv();
         PassTurn(warpgroup);
@@ -164,14 +188,14 @@ struct ConsumerMainloop {
     release_k(n_last);
     softmax_step(n_last);  // O is still zero: the correction is moot
     FillP(tSrS, tOrP);
-    wait_v(true);
-    for (int n = n_last; n > ct.blocks.lo; --n) {
+    wait_v(n_last == n_tail);
+    for (int n = n_last; n > walk.last; n -= kStep) {
       issue_qk();
       issue_pv();
       PassTurn(warpgroup);
-      warpgroup_wait<1>();  // S(n-1) is ready; P(n) V(n) may still run
-      release_k(n - 1);
-      softmax_step(n - 1);
+      warpgroup_wait<1>();  // S(n - kStep) is ready; P(n) V(n) may still run
+      release_k(n - kStep);
+      softmax_step(n - kStep);
       warpgroup_wait<0>();
       release_v();
       Softmax::Rescale(o_rc, correction, moved);

@@ -137,7 +137,7 @@ struct SmemEpilogue {
       const int b = kp.p.is_varlen() ? 0 : tile.batch;
       Tensor gO = local_tile(domain_offset(make_coord(tile.seq.q_start, _0{}), mO(_, _, tile.head, b)),
                              WarpgroupTile{},
-                             make_coord(tile.m_block * Cfg::kConsumerWarpgroups + warpgroup, _0{}));  // (64, D)
+                             make_coord(tile.m_block * Cfg::kMmaWarpgroups + warpgroup, _0{}));  // (64, D)
       auto [tOgT, tOsT] = tma_partition(kp.tma_o, _0{}, Layout<_1>{}, group_modes<0, 2>(sOw),
                                         group_modes<0, 2>(gO));  // (TMA), (TMA)
       copy(kp.tma_o, tOsT, tOgT);

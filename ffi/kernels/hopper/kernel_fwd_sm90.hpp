@@ -2,8 +2,8 @@
 //
 // Warpgroup 0 is the producer (one warp issues TMA loads, 24 registers per
 // thread); warpgroups 1 and 2 (BlockTiling says how many) are consumers of
-// 64 query rows each. The grid is persistent: each CTA walks
-// tiles of the scheduler.
+// 64 query rows each, or under a key split (KeySplit) of the same 64 rows.
+// The grid is persistent: each CTA walks tiles of the scheduler.
 #pragma once
 
 #include "kernels/hopper/consumer_fwd_sm90.hpp"
@@ -21,16 +21,18 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
   const AttentionParams& p = kp.p;
   const int tid = threadIdx.x - 128;  // 0 .. kConsumerThreads-1
   const int warpgroup = tid / 128;
+  const int mma_tid = Cfg::kSplitKeys ? tid % 128 : tid;  // among the warpgroups of one TiledMma
   ConsumerMainloop<Cfg> mainloop;
   Tensor tOrO = partition_fragment_C(mainloop.mma_pv,
                                      Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{});  // (MMA, MMA_M, MMA_N)
   Tensor o_rc = make_tensor(tOrO.data(), RowColLayout(tOrO.layout()));                      // (rows, cols)
-  Tensor cO = mainloop.mma_pv.get_thread_slice(tid).partition_C(
+  Tensor cO = mainloop.mma_pv.get_thread_slice(mma_tid).partition_C(
       make_identity_tensor(Shape<typename Cfg::BlockM, typename Cfg::HeadDim>{}));  // (MMA, MMA_M, MMA_N)
   Tensor cO_rc = make_tensor(cO.data(), RowColLayout(cO.layout()));                  // (rows, cols)
   typename ConsumerMainloop<Cfg>::Softmax softmax;
   // The first warpgroup issues first: the last opens its turn once.
   if (warpgroup > 0 && warpgroup == Cfg::kConsumerWarpgroups - 1) ConsumerMainloop<Cfg>::PassTurn(warpgroup);
+  KeySplit<Cfg>::Start(warpgroup);
 
   // Tiles arrive in the producer's order, one per Q buffer (see Producer).
   for (int q_uses = 0;; ++q_uses) {
@@ -44,21 +46,36 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
     ct.mask = Mask{tile.seq.seqlen_q, tile.seq.seqlen_k, p.window_left, p.window_right};
     ct.scale = ScoreScale::Make(p.softmax_scale * work.score_descale, p.softcap);
     ct.m0 = tile.m_block * Cfg::kBlockM;
-    ct.wg_row0 = ct.m0 + warpgroup * Cfg::kRowsPerWarpgroup;
+    ct.wg_row0 = ct.m0 + warpgroup % Cfg::kMmaWarpgroups * Cfg::kRowsPerWarpgroup;
     ct.v_tail_row = VTailRow<Cfg>(p, tile, ct.blocks);
 
     softmax.Reset();
     clear(tOrO);
-    if (ct.blocks.empty()) {
+    const KeyWalk walk = KeySplit<Cfg>::Walk(ct.blocks, warpgroup);
+    const auto tile_k_state = mainloop.k_state;
+    const auto tile_v_state = mainloop.v_state;
+    if (walk.empty()) {
       ConsumerMainloop<Cfg>::ReleaseQuery(q_buffer);
     } else {
-      mainloop.Run(ss, pipe_k, pipe_v, ct, q_buffer, softmax, tOrO, tid);
+      if constexpr (Cfg::kSplitKeys) mainloop.Skip(KeySplit<Cfg>::Offset(warpgroup));
+      mainloop.Run(ss, pipe_k, pipe_v, ct, walk, q_buffer, softmax, tOrO, mma_tid);
+    }
+    if constexpr (Cfg::kSplitKeys) {
+      // Past the tile's blocks, whichever warpgroup took the last.
+      mainloop.k_state = tile_k_state;
+      mainloop.v_state = tile_v_state;
+      mainloop.Skip(ct.blocks.hi - ct.blocks.lo);
+      if (warpgroup == 1) {
+        if (!ct.blocks.empty()) KeySplit<Cfg>::Publish(ss, softmax, o_rc, mma_tid);
+        continue;
+      }
+      if (!ct.blocks.empty()) KeySplit<Cfg>::Combine(ss, softmax, o_rc, ct.scale.scale_log2, mma_tid);
     }
     float out_scale[2], lse[2];
     softmax.Finalize(ct.scale.scale_log2, work.v_descale, out_scale, lse);
     const OStorePath path = SmemEpilogue<Cfg>::Path(kp, tile, ct.wg_row0);
     if (path != OStorePath::kRegisters) {
-      SmemEpilogue<Cfg>::Store(kp, ss, tile, mainloop.mma_pv, tOrO, out_scale, ct.wg_row0, path, tid);
+      SmemEpilogue<Cfg>::Store(kp, ss, tile, mainloop.mma_pv, tOrO, out_scale, ct.wg_row0, path, mma_tid);
     }
     StoreTile<Cfg::kBlockM, Cfg::kHeadDim, typename Cfg::ElementOut>(p, tile, o_rc, cO_rc, out_scale, lse,
                                                                      /*store_o=*/path == OStorePath::kRegisters);
@@ -88,7 +105,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kCtasPerSm) AttentionFwdSm
   k_params.transaction_bytes = Cfg::kKVTileBytes;
   k_params.role = producer ? Role::Producer : Role::Consumer;
   k_params.is_leader = threadIdx.x == 0;
-  k_params.num_consumers = Cfg::kConsumerThreads;
+  k_params.num_consumers = Cfg::kStageConsumerThreads;
   PipelineK pipe_k(ss.pipeline_k, k_params, Shape<_1, _1, _1>{});
   // V: TMA to the MMA warpgroups, or (FP8) to the transpose warps, which
   // hand V^T on through pipe_vt.
@@ -102,7 +119,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kCtasPerSm) AttentionFwdSm
   using VtRole = typename PipelineVt::ThreadCategory;
   vt_params.role = transposer ? VtRole::Producer : (producer ? VtRole::NonParticipant : VtRole::Consumer);
   vt_params.producer_arv_count = Cfg::kTransposeThreads;
-  vt_params.consumer_arv_count = Cfg::kConsumerThreads;
+  vt_params.consumer_arv_count = Cfg::kStageConsumerThreads;
   PipelineVt pipe_vt(ss.pipeline_vt, vt_params);
   __syncthreads();  // barriers initialized and visible to every role
 

@@ -76,7 +76,10 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
   const int grid = std::min(kp.sched.num_tiles, slots);
   if (kp.sched.longest_first && !p.is_varlen()) {
     const int sms = Cfg::kCtasPerSm == 2 ? slots / 2 : 0;
-    const TileOrder order = CachedTileOrder(p, Cfg::kBlockM, Cfg::kBlockN, sizeof(In), l2_bytes, m_blocks, grid,
+    // Under a key split a tile's chain takes half its blocks: costed as
+    // blocks twice as wide.
+    const int cost_block_n = Cfg::kBlockN * KeySplit<Cfg>::kStep;
+    const TileOrder order = CachedTileOrder(p, Cfg::kBlockM, cost_block_n, sizeof(In), l2_bytes, m_blocks, grid,
                                             /*can_count=*/p.tile_counter != nullptr, sms);
     kp.sched.section = order.section;
     kp.sched.snake = order.snake;

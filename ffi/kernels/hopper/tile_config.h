@@ -94,6 +94,15 @@ struct BlockTiling<128, kElemBytes, TileShape::kShort> {
   static constexpr int kStages = 2;  // 16-bit: 96 KB; FP8 with the V^T buffers: 64 KB
   static constexpr int kQStages = 2;
 };
+// The short tile's rows with its key blocks dealt alternately to two
+// warpgroups (KeySplit): four stages keep two blocks in flight for each.
+template <>
+struct BlockTiling<128, 2, TileShape::kSplitKeys> {
+  static constexpr int kConsumerWarpgroups = 2;
+  static constexpr int kBlockN = 64;
+  static constexpr int kStages = 4;  // 128 KB, + Q 32 KB, O 16 KB, the merge buffer 34 KB
+  static constexpr int kQStages = 2;
+};
 
 // FP8 wgmma reads both operands K-major, but V arrives with keys as rows
 // (MN-major for P V). The producer warpgroup's spare warps transpose each
@@ -134,11 +143,17 @@ struct TileConfig {
   // every shape tried (bench/NOTES.md, v20).
   static_assert(kConsumerWarpgroups == 1 || kConsumerWarpgroups == 2);
   static constexpr int kCtasPerSm = kConsumerWarpgroups == 1 ? 2 : 1;
+  // Both warpgroups on the same rows, each on half of the key blocks.
+  static constexpr bool kSplitKeys = kTile == TileShape::kSplitKeys;
+  // Warpgroups side by side along M, and the threads that read (and
+  // release) each K/V stage.
+  static constexpr int kMmaWarpgroups = kSplitKeys ? 1 : kConsumerWarpgroups;
   static constexpr int kRowsPerWarpgroup = 64;  // the M of one wgmma
-  static constexpr int kBlockM = kRowsPerWarpgroup * kConsumerWarpgroups;
+  static constexpr int kBlockM = kRowsPerWarpgroup * kMmaWarpgroups;
   static constexpr int kBlockN = Tiling::kBlockN;
   static constexpr int kStages = Tiling::kStages;
   static constexpr int kConsumerThreads = 128 * kConsumerWarpgroups;
+  static constexpr int kStageConsumerThreads = 128 * kMmaWarpgroups;
   static constexpr int kThreads = kConsumerThreads + 128;
 
   using VLayout = VLayouts<Element, kHeadDim, kBlockN, kStages>;
@@ -173,7 +188,9 @@ struct TileConfig {
       240, (kLaunchRegisters * kThreads - 128 * kProducerRegisters) / kConsumerThreads / 8 * 8);
   static_assert(128 * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= kLaunchRegisters * kThreads);
   // Warpgroups alternate their GEMM issue (see ConsumerMainloop::WaitTurn).
-  static constexpr bool kPingPong = kConsumerWarpgroups > 1;
+  // Not under a key split: the warpgroups' block counts differ by one where
+  // a tile's count is odd, so their turns would not pair up.
+  static constexpr bool kPingPong = kConsumerWarpgroups > 1 && !kSplitKeys;
   // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup; that keeps S
   // and P live together, which head dim 256's O fragment leaves no room for.
   static constexpr bool kIntraWarpgroupOverlap = kHeadDim <= 128;
@@ -190,8 +207,7 @@ struct TileConfig {
   using HeadDim = Int<kHeadDim>;
   using Stages = Int<kStages>;
 
-  // The consumer warpgroups side by side along M.
-  using WarpgroupLayout = Layout<Shape<Int<kConsumerWarpgroups>, _1, _1>>;
+  using WarpgroupLayout = Layout<Shape<Int<kMmaWarpgroups>, _1, _1>>;
   // S = Q K^T: both operands K-major in shared memory.
   using TiledMmaQK = decltype(make_tiled_mma(
       GMMA::ss_op_selector<Element, Element, float, Shape<Int<kRowsPerWarpgroup>, BlockN, HeadDim>>(),
@@ -223,14 +239,19 @@ struct TileConfig {
   static constexpr int kPipelineSmemBytes =
       (cosize_v<SmemLayoutQ> * kQStages + cosize_v<SmemLayoutK> + cosize_v<SmemLayoutVLoad> +
        VLayout::kMmaSmemElems) * int(sizeof(Element));
+  // Under a key split: one warpgroup's O fragment and its rows' softmax
+  // statistics (KeySplit), 16 bytes per thread at a time.
+  static constexpr int kMergeVectors = kSplitKeys ? (kRowsPerWarpgroup * kHeadDim / 128 + 4) / 4 : 0;
+  static constexpr int kMergeSmemBytes = kMergeVectors * 128 * 16;
   // Barriers and TileWork; SharedStorage rounds up to its 1 KB alignment.
   static constexpr int kBarrierSmemBytes = 1024;
   // O leaves through shared memory (a TMA store, or beside one consumer
   // warpgroup 16-byte row stores where a varlen tile ends inside the next
   // sequence; the warpgroup moves on while they drain) where there is room:
   // not at head dim 256.
-  static constexpr bool kSmemEpilogue =
-      kPipelineSmemBytes + cosize_v<SmemLayoutO> * int(sizeof(ElementOut)) + kBarrierSmemBytes <= kSmemBudget;
+  static constexpr bool kSmemEpilogue = kPipelineSmemBytes + kMergeSmemBytes +
+                                             cosize_v<SmemLayoutO> * int(sizeof(ElementOut)) + kBarrierSmemBytes <=
+                                         kSmemBudget;
 
   using PipelineK = cutlass::PipelineTmaAsync<kStages>;
   using PipelineV = cutlass::PipelineTmaAsync<kStages>;
@@ -253,6 +274,8 @@ struct TileConfig {
     typename PipelineK::SharedStorage pipeline_k;
     typename PipelineV::SharedStorage pipeline_v;
     typename PipelineVt::SharedStorage pipeline_vt;
+    // Last, so that the other members' offsets do not depend on it.
+    cute::array_aligned<float4, kSplitKeys ? kMergeVectors * 128 : 1, 16> merge;
 
     __device__ Element* q_buffer(int b) { return q.data() + b * cosize_v<SmemLayoutQ>; }
     // The buffer the P V wgmma reads.
@@ -272,8 +295,10 @@ enum class Barrier : uint32_t {
   kTurnWarpgroup0 = 2,  // ping-pong turns: id 2 + warpgroup
   kQueryEmpty0 = 5,     // Q buffer b and work[b] are read (id 5 + b); the producer may reuse them
   kEpilogue0 = 7,       // a warpgroup's O buffer is free / written (id 7 + warpgroup)
+  kMergeReady = 9,      // KeySplit: warpgroup 1's partial tile is in the merge buffer
+  kMergeFree = 10,      // KeySplit: warpgroup 0 has read it
 };
-static_assert(uint32_t(Barrier::kEpilogue0) + 3 <= 16, "sm_90 has 16 named barriers");
+static_assert(uint32_t(Barrier::kMergeFree) < 16, "sm_90 has 16 named barriers");
 
 __device__ __forceinline__ void NamedBarrierSync(int threads, uint32_t id) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
