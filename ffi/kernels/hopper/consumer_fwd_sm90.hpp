@@ -100,11 +100,11 @@ struct ConsumerMainloop {
   // Accumulates this warpgroup's unnormalized O (cleared by the caller) and
   // the softmax statistics over the walk's key blocks, the pipelines
   // already at its first. tid: the thread's index among the warpgroups
-  // that share the TiledMmas.
+  // that share the TiledMmas; warpgroup: its consumer warpgroup (turns).
   template <class TO>
   __device__ __forceinline__ void Run(typename Cfg::SharedStorage& ss, PipelineK& pipe_k, PipelineV& pipe_v,
                                       const ConsumerTile& ct, const KeyWalk& walk, int q_buffer,
-                                      Softmax& softmax, TO& tOrO, int tid) {
+                                      Softmax& softmax, TO& tOrO, int tid, int warpgroup) {
     constexpr int kStep = KeySplit<Cfg>::kStep;
     // To this warpgroup's next block.
     auto step = [](auto& state) {
@@ -141,7 +141,6 @@ struct ConsumerMainloop {
       moved = softmax.Update(s_rc, ct.scale.scale_log2, correction);
     };
 
-    const int warpgroup = tid / 128;
     // Issue S = Q K^T for the next key block (K consumed in order).
     auto issue_qk = [&] {
       pipe_k.consumer_wait(k_state);

@@ -58,7 +58,7 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
       ConsumerMainloop<Cfg>::ReleaseQuery(q_buffer);
     } else {
       if constexpr (Cfg::kSplitKeys) mainloop.Skip(KeySplit<Cfg>::Offset(warpgroup));
-      mainloop.Run(ss, pipe_k, pipe_v, ct, walk, q_buffer, softmax, tOrO, mma_tid);
+      mainloop.Run(ss, pipe_k, pipe_v, ct, walk, q_buffer, softmax, tOrO, mma_tid, warpgroup);
     }
     if constexpr (Cfg::kSplitKeys) {
       // Past the tile's blocks, whichever warpgroup took the last.
