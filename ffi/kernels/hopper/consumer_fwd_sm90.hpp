@@ -64,13 +64,6 @@ struct ConsumerMainloop {
     }
   }
 
-  __device__ __forceinline__ static void IdleTurns(int warpgroup, int turns) {
-    for (int i = 0; i < turns; ++i) {
-      WaitTurn(warpgroup);
-      PassTurn(warpgroup);
-    }
-  }
-
   // Once the last S = Q K^T is done, sQ may take the next tile's queries
   // while this tile's last P V and epilogue still run.
   __device__ __forceinline__ static void ReleaseQuery(int q_buffer) {

@@ -65,7 +65,6 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
       mainloop.k_state = tile_k_state;
       mainloop.v_state = tile_v_state;
       mainloop.Skip(ct.blocks.hi - ct.blocks.lo);
-      ConsumerMainloop<Cfg>::IdleTurns(warpgroup, KeySplit<Cfg>::IdleTurns(ct.blocks, warpgroup));
       if (warpgroup == 1) {
         if (!ct.blocks.empty()) KeySplit<Cfg>::Publish(ss, softmax, o_rc, mma_tid);
         continue;

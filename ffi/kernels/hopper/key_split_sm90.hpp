@@ -34,26 +34,11 @@ struct KeySplit {
     return Cfg::kSplitKeys && warpgroup == 0 ? 1 : 0;
   }
 
-  // Turns a warpgroup takes for `blocks` key blocks (ConsumerMainloop::Run).
-  __device__ __forceinline__ static int Turns(int blocks) {
-    if (blocks == 0) return 0;
-    return Cfg::kIntraWarpgroupOverlap ? blocks + 1 : 2 * blocks;
-  }
-
   __device__ __forceinline__ static KeyWalk Walk(const KeyBlocks& blocks, int warpgroup) {
     if constexpr (!Cfg::kSplitKeys) return {blocks.hi - 1, blocks.lo};
     const int first = blocks.hi - 1 - Offset(warpgroup);
     if (first < blocks.lo) return {};
     return {first, first - (first - blocks.lo) / kStep * kStep};
-  }
-
-  // Ping-pong turns (ConsumerMainloop::WaitTurn) alternate strictly, but
-  // warpgroup 1 takes one block more where a tile's count is odd: warpgroup
-  // 0 then takes the difference in turns without GEMMs, before its merge.
-  __device__ __forceinline__ static int IdleTurns(const KeyBlocks& blocks, int warpgroup) {
-    if (!Cfg::kSplitKeys || warpgroup != 0 || blocks.empty()) return 0;
-    const int count = blocks.hi - blocks.lo;
-    return Turns((count + 1) / 2) - Turns(count / 2);
   }
 
   // The merge buffer starts free: warpgroup 0 opens it once.

@@ -187,9 +187,10 @@ struct TileConfig {
   static constexpr int kConsumerRegisters = cute::min(
       240, (kLaunchRegisters * kThreads - 128 * kProducerRegisters) / kConsumerThreads / 8 * 8);
   static_assert(128 * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= kLaunchRegisters * kThreads);
-  // Warpgroups alternate their GEMM issue (see ConsumerMainloop::WaitTurn;
-  // under a key split warpgroup 0 pads its turns, KeySplit::IdleTurns).
-  static constexpr bool kPingPong = kConsumerWarpgroups > 1;
+  // Warpgroups alternate their GEMM issue (see ConsumerMainloop::WaitTurn).
+  // Not under a key split: the warpgroups' block counts differ by one where
+  // a tile's count is odd, so their turns would not pair up.
+  static constexpr bool kPingPong = kConsumerWarpgroups > 1 && !kSplitKeys;
   // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup; that keeps S
   // and P live together, which head dim 256's O fragment leaves no room for.
   static constexpr bool kIntraWarpgroupOverlap = kHeadDim <= 128;
