@@ -50,15 +50,21 @@ bool HopperTakes(const AttentionParams& p) {
 // (256: 12.8 -> 15.4 µs), and sliding windows, whose tiles are all about
 // as long (b1 s2048 h8 window (128, 128): 12.7 -> 13.4 µs). bench/NOTES.md,
 // v30.
-// Those dense problems, whose time is their longest tile's chain of key
-// blocks, take the short tile's rows with the keys split between two
-// warpgroups where it is built (16-bit inputs; bench/NOTES.md, v47).
+// Those dense problems' time is their longest tile's chain of key blocks.
+// With 16-bit inputs (where it is built) the key split halves it: two
+// warpgroups on one short tile, one CTA per SM. It pays wherever the short
+// tile leaves an SM's second CTA slot idle (at most one tile per SM;
+// non-causal b1 s1024 h8 17.0 -> 13.7 µs, b1 s512 h16 11.0 -> 9.6), but
+// beside a paired short tile only for long chains: causal b1 s2048 h8 29.9
+// -> 25.8, b1 s1024 h16 18.2 -> 17.5, seed 2 (s512) 12.1 -> 13.5
+// (bench/NOTES.md, v47).
 // JAX_FA3_HOPPER_TILE=short, medium, long or split pins the shape (head-dim
 // bucket 128; FP8 has no split and takes the short tile), so tests cover
 // each.
 hopper::TileShape ChooseTileShape(const AttentionParams& p, bool fp8) {
   using hopper::TileShape;
   constexpr int kShortRows = 64;
+  constexpr int kSplitPairedKeys = 1024;
   const int long_keys = fp8 ? 4096 : 8192;
   const TileShape one_wave = fp8 ? TileShape::kShort : TileShape::kSplitKeys;
   const char* v = std::getenv("JAX_FA3_HOPPER_TILE");
@@ -72,7 +78,8 @@ hopper::TileShape ChooseTileShape(const AttentionParams& p, bool fp8) {
     const int64_t short_tiles = int64_t{(p.seqlen_q + kShortRows - 1) / kShortRows} * p.batch * p.num_heads;
     const int64_t sms = portable::NumSms();
     const bool causal = p.window_left < 0 && p.window_right >= 0;
-    if (short_tiles <= sms || (causal && short_tiles < 2 * sms)) return one_wave;
+    if (short_tiles <= sms) return one_wave;
+    if (causal && short_tiles < 2 * sms) return p.seqlen_k >= kSplitPairedKeys ? one_wave : TileShape::kShort;
   }
   return p.seqlen_k / seqs >= long_keys ? TileShape::kLong : TileShape::kMedium;
 }

@@ -188,8 +188,11 @@ struct TileConfig {
       240, (kLaunchRegisters * kThreads - 128 * kProducerRegisters) / kConsumerThreads / 8 * 8);
   static_assert(128 * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= kLaunchRegisters * kThreads);
   // Warpgroups alternate their GEMM issue (see ConsumerMainloop::WaitTurn).
-  // Not under a key split: the warpgroups' block counts differ by one where
-  // a tile's count is odd, so their turns would not pair up.
+  // Not under a key split: with warpgroup 0 padding its turns where a
+  // tile's block count is odd, the strict alternation tied each 64-key step
+  // to the other warpgroup's and warpgroup 1's next tile to warpgroup 0's
+  // merge and epilogue (seed 2 13.5 -> 15.5 µs, causal b1 h8 s2048 25.8 ->
+  // 31.6; bench/NOTES.md, v47).
   static constexpr bool kPingPong = kConsumerWarpgroups > 1 && !kSplitKeys;
   // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup; that keeps S
   // and P live together, which head dim 256's O fragment leaves no room for.
