@@ -162,7 +162,7 @@ struct ConsumerMainloop {
 
     // The tile's first visited block is its partial one (VTailRow).
     const int n_tail = ct.blocks.hi - 1;
-    const int n_last = walk.first;
+    const int n_last = Cfg::kSplitKeys ? walk.first : n_tail;
     if constexpr (!Cfg::kIntraWarpgroupOverlap) {
       for (int n = n_last; n >= walk.last; n -= kStep) {
         issue_qk();
