@@ -46,7 +46,9 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
     ct.mask = Mask{tile.seq.seqlen_q, tile.seq.seqlen_k, p.window_left, p.window_right};
     ct.scale = ScoreScale::Make(p.softmax_scale * work.score_descale, p.softcap);
     ct.m0 = tile.m_block * Cfg::kBlockM;
-    ct.wg_row0 = ct.m0 + (Cfg::kSplitKeys ? 0 : warpgroup * Cfg::kRowsPerWarpgroup);
+    // A constant where the tile has one warpgroup's rows: the mask test of
+    // every key block and the epilogue read it.
+    ct.wg_row0 = ct.m0 + (Cfg::kMmaWarpgroups == 1 ? 0 : warpgroup * Cfg::kRowsPerWarpgroup);
     ct.v_tail_row = VTailRow<Cfg>(p, tile, ct.blocks);
 
     softmax.Reset();
