@@ -1,8 +1,8 @@
 // Tile shapes, shared-memory layouts and MMAs of the Hopper forward kernel.
 //
 // A CTA owns kBlockM query rows of one head: one or two consumer
-// warpgroups of 64 rows each (TileShape), plus one producer warpgroup that
-// issues the TMA loads. K and V stream through kStages-deep shared-memory
+// warpgroups of 64 rows each (TileShape), or under a key split two on the
+// same 64 rows, plus one producer warpgroup that issues the TMA loads. K and V stream through kStages-deep shared-memory
 // pipelines.
 #pragma once
 
@@ -145,8 +145,8 @@ struct TileConfig {
   static constexpr int kCtasPerSm = kConsumerWarpgroups == 1 ? 2 : 1;
   // Both warpgroups on the same rows, each on half of the key blocks.
   static constexpr bool kSplitKeys = kTile == TileShape::kSplitKeys;
-  // Warpgroups side by side along M, and the threads that read (and
-  // release) each K/V stage.
+  // Warpgroups side by side along M in the TiledMmas; they (their
+  // kStageConsumerThreads) read and release each K/V stage.
   static constexpr int kMmaWarpgroups = kSplitKeys ? 1 : kConsumerWarpgroups;
   static constexpr int kRowsPerWarpgroup = 64;  // the M of one wgmma
   static constexpr int kBlockM = kRowsPerWarpgroup * kMmaWarpgroups;
