@@ -46,9 +46,16 @@ struct KeySplit {
     if (Cfg::kSplitKeys && warpgroup == 0) NamedBarrierArrive(kPairThreads, uint32_t(Barrier::kMergeFree));
   }
 
-  // Warpgroup 1: its rows' statistics and unnormalized O, thread-major in
-  // 16-byte vectors (a warp's stores and loads are whole 512-byte lines).
+  // The merge buffer, thread-major in 16-byte vectors (a warp's stores and
+  // loads are whole 512-byte lines): vector 0 holds a thread's row
+  // statistics, vector 1 + i its O values 4i .. 4i+3 in (rows, cols) order.
   // wt: the thread's index in the warpgroup.
+  template <int kCols>
+  __device__ __forceinline__ static int Slot(int r, int c, int wt) {
+    return (1 + (r * kCols + c) / 4) * kThreads + wt;
+  }
+
+  // Warpgroup 1: its rows' statistics and unnormalized O.
   template <class Softmax, class TO>
   __device__ __forceinline__ static void Publish(typename Cfg::SharedStorage& ss, const Softmax& softmax,
                                                  const TO& o_rc, int wt) {  // o_rc: (rows, cols)
@@ -62,7 +69,7 @@ struct KeySplit {
     for (int r = 0; r < 2; ++r) {
 #pragma unroll
       for (int c = 0; c < kCols; c += 4) {
-        buffer[(1 + (r * kCols + c) / 4) * kThreads + wt] =
+        buffer[Slot<kCols>(r, c, wt)] =
             make_float4(o_rc(r, c), o_rc(r, c + 1), o_rc(r, c + 2), o_rc(r, c + 3));
       }
     }
@@ -95,7 +102,7 @@ struct KeySplit {
     for (int r = 0; r < 2; ++r) {
 #pragma unroll
       for (int c = 0; c < kCols; c += 4) {
-        const float4 v = buffer[(1 + (r * kCols + c) / 4) * kThreads + wt];
+        const float4 v = buffer[Slot<kCols>(r, c, wt)];
         o_rc(r, c) = o_rc(r, c) * mine_scale[r] + v.x * other_scale[r];
         o_rc(r, c + 1) = o_rc(r, c + 1) * mine_scale[r] + v.y * other_scale[r];
         o_rc(r, c + 2) = o_rc(r, c + 2) * mine_scale[r] + v.z * other_scale[r];
