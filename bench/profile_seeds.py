@@ -53,6 +53,7 @@ CASES = {
     "s2048": lambda: dense(jnp.bfloat16, 8, 2048, 16, 128, False),
     "s2048_causal": lambda: dense(jnp.bfloat16, 8, 2048, 16, 128, True),
     "s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 128, False),
+    "s16384": lambda: dense(jnp.bfloat16, 1, 16384, 16, 128, False),
     "fp8_s2048": lambda: dense(jnp.float8_e4m3fn, 8, 2048, 16, 128, False),
     "fp8_s2048_causal": lambda: dense(jnp.float8_e4m3fn, 8, 2048, 16, 128, True),
     "fp8_s512": lambda: dense(jnp.float8_e4m3fn, 32, 512, 16, 128, False),

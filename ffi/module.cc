@@ -2,6 +2,7 @@
 #include <nanobind/nanobind.h>
 
 #include "handlers/handlers.h"
+#include "kernels/hopper/tail_split_layout.h"
 
 #ifdef JAX_FA3_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -62,6 +63,9 @@ NB_MODULE(_jax_fa3_ext, m) {
 #endif
     return caps;
   });
+  // int32 words of the dense target's scratch result for a problem.
+  m.def("dense_scratch_words", &jax_fa3::hopper::DenseScratchWords, nb::arg("batch"), nb::arg("seqlen_q"),
+        nb::arg("seqlen_k"), nb::arg("heads"), nb::arg("head_dim"), nb::arg("masked"));
   m.attr("dense_target") = kDenseTarget;
   m.attr("varlen_target") = kVarlenTarget;
   m.attr("kvcache_target") = kKvCacheTarget;

@@ -58,18 +58,22 @@ class KernelConfig:
         )
 
 
-# Both attention targets take an int32 (1,) scratch result: the Hopper
-# kernel's dynamic tile counter, which the launcher zeroes when it uses it.
+# Both attention targets take an int32 scratch result for the Hopper kernel,
+# whose launcher zeroes what it uses: (1,), its dynamic tile counter, and for
+# dense calls whose last round of tiles it may split across every SM, room
+# for the split's partial tiles (ffi/kernels/hopper/tail_split_layout.h).
 _TILE_COUNTER = jax.ShapeDtypeStruct((1,), jnp.int32)
 
 
 def dense_call(cfg: KernelConfig, q, k, v, q_descale, k_descale, v_descale):
     """q (B, Sq, H, D), k/v (B, Sk, Hk, D) -> out (B, Sq, H, D), lse (B, H, Sq)."""
-    b, sq, h, _ = q.shape
+    b, sq, h, d = q.shape
+    masked = cfg.causal or cfg.window_left >= 0 or cfg.window_right >= 0
+    scratch_words = _ext.dense_scratch_words(b, sq, k.shape[1], h, d, masked)
     result = (
         jax.ShapeDtypeStruct(q.shape, cfg.out_dtype),
         jax.ShapeDtypeStruct((b, h, sq), jnp.float32),
-        _TILE_COUNTER,
+        jax.ShapeDtypeStruct((scratch_words,), jnp.int32),
     )
     out, lse, _ = jax.ffi.ffi_call(DENSE_TARGET, result)(
         q, k, v, q_descale, k_descale, v_descale, **cfg.attributes()

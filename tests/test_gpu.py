@@ -215,6 +215,42 @@ def test_key_split_block_counts(dtype, causal, sk, monkeypatch):
     run_dense(dtype, 113, sk, 4, 2, 128, b=2, causal=causal)
 
 
+TAIL_SHAPES = {
+    # 136 tiles of 128 rows: on 132 SMs a last round of 4 tiles, each spread
+    # over up to 13 CTAs' runs of one block.
+    "many_runs_a_tile": dict(sq=1024, sk=1024, h=17, hk=17),
+    # 160 tiles: runs of 2 or 3 blocks; partial query and key blocks, GQA.
+    "partial_blocks_gqa": dict(sq=1000, sk=1500, h=20, hk=5),
+    # 272 tiles: two full rounds, then the split where it pays (not forced).
+    "default_policy": dict(sq=2048, sk=2048, h=17, hk=17),
+}
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp8"])
+@pytest.mark.parametrize("d, tile", [(64, "auto"), (128, "auto"), (128, "long"), (256, "auto")])
+@pytest.mark.parametrize("shape", list(TAIL_SHAPES))
+def test_tail_split(dtype, d, tile, shape, monkeypatch):
+    """Dense calls without a mask cut their last round of tiles into runs of
+    key blocks, one per CTA; a tile's first CTA folds the others' partial
+    outputs into its own (tail_split_sm90.hpp). Forced wherever it applies
+    except in the default_policy shape; the long tile (built for head dim
+    128 only) has other key-block widths. Two calls on different data:
+    counts left over from the first would let the second fold stale
+    partials; and a merge whose order depended on timing would make two
+    identical calls differ."""
+    if shape != "default_policy":
+        monkeypatch.setenv("JAX_FA3_TAIL_SPLIT", "1")
+    shape = TAIL_SHAPES[shape]
+    monkeypatch.setenv("JAX_FA3_HOPPER_TILE", "" if tile == "auto" else tile)
+    kw = dict(softcap=5.0) if d == 64 else {}
+    for seed in (0, 1):
+        run_dense(dtype, shape["sq"], shape["sk"], shape["h"], shape["hk"], d, b=1, seed=seed, **kw)
+    dt = DTYPES[dtype]
+    q, k, v = rand_qkv(2, (1, shape["sq"], shape["h"], d), (1, shape["sk"], shape["hk"], d), dt)
+    fn = jax.jit(jax_fa3.attention)
+    np.testing.assert_array_equal(np.asarray(fn(q, k, v)), np.asarray(fn(q, k, v)))
+
+
 @pytest.mark.parametrize("batch", [1, 32])
 def test_seed_fp16_decode_gqa(batch):
     run_dense("f16", 1, 2048, 16, 2, 128, b=batch)

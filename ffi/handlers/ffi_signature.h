@@ -35,8 +35,9 @@ auto ThreeArgs(B&& binding) {
 }
 
 // Operands: q, k, v, q_descale, k_descale, v_descale (absent descales are
-// float32 (0,) arrays). Results: out, lse, and an int32 (1,) scratch buffer
-// (the Hopper kernel's tile counter). Then the attributes.
+// float32 (0,) arrays). Results: out, lse, and an int32 (n,) scratch buffer
+// (the Hopper kernel's tile counter and tail split; params.h). Then the
+// attributes.
 template <class B>
 auto DenseSignature(B&& binding) {
   return ThreeArgs(ThreeArgs(std::forward<B>(binding)))
@@ -77,7 +78,7 @@ namespace jax_fa3 {
 inline AttentionCall DenseCall(ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v, ffi::AnyBuffer q_descale,
                                ffi::AnyBuffer k_descale, ffi::AnyBuffer v_descale,
                                ffi::Result<ffi::AnyBuffer>& out, ffi::Result<ffi::AnyBuffer>& lse,
-                               ffi::Result<ffi::AnyBuffer>& tile_counter, const AttentionAttrs& attrs) {
+                               ffi::Result<ffi::AnyBuffer>& scratch, const AttentionAttrs& attrs) {
   AttentionCall call;
   call.q = View(q);
   call.k = View(k);
@@ -87,7 +88,7 @@ inline AttentionCall DenseCall(ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffe
   call.v_descale = View(v_descale);
   call.out = View(out);
   call.lse = View(lse);
-  call.tile_counter = View(tile_counter);
+  call.scratch = View(scratch);
   call.attrs = attrs;
   return call;
 }
@@ -97,8 +98,8 @@ inline AttentionCall VarlenCall(ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuff
                                 ffi::AnyBuffer seqused_k, ffi::AnyBuffer q_descale,
                                 ffi::AnyBuffer k_descale, ffi::AnyBuffer v_descale,
                                 ffi::Result<ffi::AnyBuffer>& out, ffi::Result<ffi::AnyBuffer>& lse,
-                                ffi::Result<ffi::AnyBuffer>& tile_counter, const AttentionAttrs& attrs) {
-  AttentionCall call = DenseCall(q, k, v, q_descale, k_descale, v_descale, out, lse, tile_counter, attrs);
+                                ffi::Result<ffi::AnyBuffer>& scratch, const AttentionAttrs& attrs) {
+  AttentionCall call = DenseCall(q, k, v, q_descale, k_descale, v_descale, out, lse, scratch, attrs);
   call.cu_seqlens_q = View(cu_seqlens_q);
   call.cu_seqlens_k = View(cu_seqlens_k);
   call.seqused_k = View(seqused_k);

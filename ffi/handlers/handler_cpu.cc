@@ -16,19 +16,19 @@ ffi::Error Run(AttentionCall call) {
 
 ffi::Error DenseCpu(ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v, ffi::AnyBuffer q_descale,
                     ffi::AnyBuffer k_descale, ffi::AnyBuffer v_descale, ffi::Result<ffi::AnyBuffer> out,
-                    ffi::Result<ffi::AnyBuffer> lse, ffi::Result<ffi::AnyBuffer> tile_counter,
+                    ffi::Result<ffi::AnyBuffer> lse, ffi::Result<ffi::AnyBuffer> scratch,
                     float softmax_scale, bool causal, int64_t window_left, int64_t window_right, float softcap) {
-  return Run(DenseCall(q, k, v, q_descale, k_descale, v_descale, out, lse, tile_counter,
+  return Run(DenseCall(q, k, v, q_descale, k_descale, v_descale, out, lse, scratch,
                        Attrs(softmax_scale, causal, window_left, window_right, softcap)));
 }
 
 ffi::Error VarlenCpu(ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v, ffi::AnyBuffer cu_seqlens_q,
                      ffi::AnyBuffer cu_seqlens_k, ffi::AnyBuffer seqused_k, ffi::AnyBuffer q_descale,
                      ffi::AnyBuffer k_descale, ffi::AnyBuffer v_descale, ffi::Result<ffi::AnyBuffer> out,
-                     ffi::Result<ffi::AnyBuffer> lse, ffi::Result<ffi::AnyBuffer> tile_counter,
+                     ffi::Result<ffi::AnyBuffer> lse, ffi::Result<ffi::AnyBuffer> scratch,
                      float softmax_scale, bool causal, int64_t window_left, int64_t window_right, float softcap) {
   return Run(VarlenCall(q, k, v, cu_seqlens_q, cu_seqlens_k, seqused_k, q_descale, k_descale, v_descale, out,
-                        lse, tile_counter, Attrs(softmax_scale, causal, window_left, window_right, softcap)));
+                        lse, scratch, Attrs(softmax_scale, causal, window_left, window_right, softcap)));
 }
 
 }  // namespace

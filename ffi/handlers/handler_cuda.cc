@@ -21,9 +21,9 @@ ffi::Error Run(cudaStream_t stream, AttentionCall call) {
 ffi::Error DenseCuda(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v,
                      ffi::AnyBuffer q_descale, ffi::AnyBuffer k_descale, ffi::AnyBuffer v_descale,
                      ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> lse,
-                     ffi::Result<ffi::AnyBuffer> tile_counter, float softmax_scale, bool causal,
+                     ffi::Result<ffi::AnyBuffer> scratch, float softmax_scale, bool causal,
                      int64_t window_left, int64_t window_right, float softcap) {
-  return Run(stream, DenseCall(q, k, v, q_descale, k_descale, v_descale, out, lse, tile_counter,
+  return Run(stream, DenseCall(q, k, v, q_descale, k_descale, v_descale, out, lse, scratch,
                                Attrs(softmax_scale, causal, window_left, window_right, softcap)));
 }
 
@@ -31,10 +31,10 @@ ffi::Error VarlenCuda(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuffer k, f
                       ffi::AnyBuffer cu_seqlens_q, ffi::AnyBuffer cu_seqlens_k, ffi::AnyBuffer seqused_k,
                       ffi::AnyBuffer q_descale, ffi::AnyBuffer k_descale, ffi::AnyBuffer v_descale,
                       ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> lse,
-                      ffi::Result<ffi::AnyBuffer> tile_counter, float softmax_scale, bool causal,
+                      ffi::Result<ffi::AnyBuffer> scratch, float softmax_scale, bool causal,
                       int64_t window_left, int64_t window_right, float softcap) {
   return Run(stream, VarlenCall(q, k, v, cu_seqlens_q, cu_seqlens_k, seqused_k, q_descale, k_descale,
-                                v_descale, out, lse, tile_counter,
+                                v_descale, out, lse, scratch,
                                 Attrs(softmax_scale, causal, window_left, window_right, softcap)));
 }
 

@@ -4,6 +4,8 @@
 #include <sstream>
 #include <utility>
 
+#include "kernels/hopper/tail_split_layout.h"
+
 namespace jax_fa3 {
 
 // Validation helpers, declared in make_params.h (also used by the KV-cache
@@ -162,8 +164,8 @@ std::string MakeParams(const AttentionCall& call, AttentionParams* p) {
   if (call.lse.dtype != DType::kF32 || call.lse.dims != lse_dims) {
     return Describe("lse", call.lse) + ": expected float32" + ShapeStr(lse_dims);
   }
-  if (call.tile_counter.dtype != DType::kS32 || call.tile_counter.dims != std::vector<int64_t>{1}) {
-    return Describe("tile_counter", call.tile_counter) + ": expected int32(1,)";
+  if (call.scratch.dtype != DType::kS32 || call.scratch.dims.size() != 1 || call.scratch.dims[0] < 1) {
+    return Describe("scratch", call.scratch) + ": expected int32(n,) with n >= 1";
   }
 
   p->q = call.q.data;
@@ -171,7 +173,12 @@ std::string MakeParams(const AttentionCall& call, AttentionParams* p) {
   p->v = call.v.data;
   p->out = call.out.data;
   p->lse = static_cast<float*>(call.lse.data);
-  p->tile_counter = static_cast<int32_t*>(call.tile_counter.data);
+  p->tile_counter = static_cast<int32_t*>(call.scratch.data);
+  const int64_t scratch_bytes = call.scratch.dims[0] * int64_t{sizeof(int32_t)};
+  if (!call.varlen && scratch_bytes > hopper::kTailScratchOffset) {
+    p->tail_scratch = static_cast<char*>(call.scratch.data) + hopper::kTailScratchOffset;
+    p->tail_scratch_bytes = scratch_bytes - hopper::kTailScratchOffset;
+  }
   p->q_stride = {call.varlen ? 0 : rows_q * heads * head_dim, heads * head_dim, head_dim};
   p->k_stride = {call.varlen ? 0 : rows_k * heads_k * head_dim, heads_k * head_dim, head_dim};
   p->v_stride = p->k_stride;

@@ -34,7 +34,7 @@ struct AttentionCall {
   BufferView cu_seqlens_q, cu_seqlens_k, seqused_k;  // varlen only; seqused_k may be empty
   BufferView q_descale, k_descale, v_descale;         // empty (0 elements) when absent
   BufferView out, lse;
-  BufferView tile_counter;  // int32 (1,) scratch for the Hopper kernel's dynamic scheduler
+  BufferView scratch;  // int32 (n,), n >= 1: the Hopper kernel's (params.h)
   AttentionAttrs attrs;
   bool varlen = false;
 };

@@ -86,9 +86,14 @@ hopper::TileShape ChooseTileShape(const AttentionParams& p, bool fp8) {
 
 // JAX_FA3_STATIC_TILE_ORDER=1 withholds the tile counter, so that the
 // Hopper kernel keeps a static tile order (bench/tile_order.py compares).
+// JAX_FA3_TAIL_SPLIT=0 turns the tail split off, =1 takes it wherever it
+// applies (tests), not only where it pays.
 AttentionParams WithTileOrderPolicy(const AttentionParams& params) {
   AttentionParams p = params;
   if (EnvFlag("JAX_FA3_STATIC_TILE_ORDER")) p.tile_counter = nullptr;
+  const char* tail = std::getenv("JAX_FA3_TAIL_SPLIT");
+  if (tail != nullptr && std::strcmp(tail, "0") == 0) p.tail_split = TailSplitMode::kNever;
+  if (tail != nullptr && std::strcmp(tail, "1") == 0) p.tail_split = TailSplitMode::kWhereApplies;
   return p;
 }
 

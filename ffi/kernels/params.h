@@ -68,6 +68,11 @@ struct SplitKv {
   float* lse_accum = nullptr;  // (num_splits, batch * seqlen_q * num_heads), row order of out
 };
 
+// Whether the Hopper kernel cuts the last round of a dense call's tiles
+// into runs of key blocks across every CTA (hopper/tail_split_sm90.hpp):
+// where it pays (the default), never, or wherever it applies (tests).
+enum class TailSplitMode : int { kWherePays, kNever, kWhereApplies };
+
 struct AttentionParams {
   const void* q = nullptr;  // (batch, seqlen_q, num_heads, head_dim) or (total_q, num_heads, head_dim)
   const void* k = nullptr;  // (batch, seqlen_k, num_heads_k, head_dim) or (total_k, num_heads_k, head_dim)
@@ -105,9 +110,13 @@ struct AttentionParams {
   KvCache cache;
   Rotary rotary;
   SplitKv split;
-  // One int32 of scratch (contents undefined on entry), or null: the Hopper
-  // kernel's dynamic tile counter, which its launcher zeroes when it uses it.
+  // Scratch (contents undefined on entry), or null; the Hopper kernel's
+  // launcher zeroes what it uses. One int32: its dynamic tile counter;
+  // beyond it, room for its tail split (hopper/tail_split_layout.h).
   int32_t* tile_counter = nullptr;
+  void* tail_scratch = nullptr;
+  int64_t tail_scratch_bytes = 0;
+  TailSplitMode tail_split = TailSplitMode::kWherePays;
   // Packed GQA: one CTA serves every query head of a KV head; row r of the
   // query tile is (token r / head_group, head kv_head * head_group + r % head_group).
   bool pack_gqa = false;

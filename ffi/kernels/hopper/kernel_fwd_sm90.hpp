@@ -10,6 +10,7 @@
 #include "cutlass/arch/reg_reconfig.h"
 #include "cutlass/cutlass.h"
 #include "kernels/hopper/epilogue_fwd_sm90.hpp"
+#include "kernels/hopper/tail_split_sm90.hpp"
 
 namespace jax_fa3::hopper {
 
@@ -42,7 +43,7 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
     const TileInfo& tile = work.tile;
     if (!tile.valid) break;
     ConsumerTile ct;
-    ct.blocks = VisibleKeyBlocks<Cfg>(p, tile);
+    ct.blocks = TileKeyBlocks<Cfg>(kp, tile, q_uses);
     ct.mask = Mask{tile.seq.seqlen_q, tile.seq.seqlen_k, p.window_left, p.window_right};
     ct.scale = ScoreScale::Make(p.softmax_scale * work.score_descale, p.softcap);
     ct.m0 = tile.m_block * Cfg::kBlockM;
@@ -76,6 +77,14 @@ __device__ __forceinline__ void ConsumerLoop(const KernelParams<Cfg>& kp, typena
         continue;
       }
       if (!ct.blocks.empty()) KeySplit<Cfg>::Combine(ss, softmax, o_rc, ct.scale.scale_log2, mma_tid);
+    }
+    if (Cfg::kTailSplit && q_uses >= kp.sched.tail.first_index) {
+      const TailPiece piece = TailPieceOf(kp.sched.tail, q_uses - kp.sched.tail.first_index);
+      if (piece.contributes()) {
+        TailSplit<Cfg>::Contribute(kp.sched.tail, piece, softmax, o_rc, tid);
+        continue;
+      }
+      TailSplit<Cfg>::Collect(kp.sched.tail, piece.peers, softmax, o_rc, ct.scale.scale_log2, tid);
     }
     float out_scale[2], lse[2];
     softmax.Finalize(ct.scale.scale_log2, work.v_descale, out_scale, lse);
@@ -135,6 +144,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kCtasPerSm) AttentionFwdSm
       Producer<Cfg>::Run(kp, ss, pipe_k, pipe_v);
     } else if constexpr (Cfg::kTransposeV) {
       VTransposer<Cfg>::Run(kp, ss, pipe_v, pipe_vt);
+    }
+    // Warp 1 (otherwise idle or done transposing) lets an owner's consumers
+    // collect; in the TMA warp's 24 registers its wait cost 112 bytes of spills.
+    if (Cfg::kTailSplit && warp == 1 && kp.sched.tail.first_index != INT_MAX) {
+      TailSplit<Cfg>::AwaitContributions(kp.sched.tail);
     }
   } else {
     cutlass::arch::warpgroup_reg_alloc<Cfg::kConsumerRegisters>();

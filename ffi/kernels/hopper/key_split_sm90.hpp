@@ -12,7 +12,7 @@
 #pragma once
 
 #include "kernels/hopper/mainloop_fwd_sm90.hpp"
-#include "kernels/hopper/softmax.hpp"
+#include "kernels/hopper/partial_tile.hpp"
 
 namespace jax_fa3::hopper {
 
@@ -46,69 +46,25 @@ struct KeySplit {
     if (Cfg::kSplitKeys && warpgroup == 0) NamedBarrierArrive(kPairThreads, uint32_t(Barrier::kMergeFree));
   }
 
-  // The merge buffer, thread-major in 16-byte vectors (a warp's stores and
-  // loads are whole 512-byte lines): vector 0 holds a thread's row
-  // statistics, vector 1 + i its O values 4i .. 4i+3 in (rows, cols) order.
+  // Warpgroup 1: its rows' statistics and unnormalized O (PartialTile).
   // wt: the thread's index in the warpgroup.
-  template <int kCols>
-  __device__ __forceinline__ static int Slot(int r, int c, int wt) {
-    return (1 + (r * kCols + c) / 4) * kThreads + wt;
-  }
-
-  // Warpgroup 1: its rows' statistics and unnormalized O.
   template <class Softmax, class TO>
   __device__ __forceinline__ static void Publish(typename Cfg::SharedStorage& ss, const Softmax& softmax,
                                                  const TO& o_rc, int wt) {  // o_rc: (rows, cols)
-    static_assert(decltype(size<0>(o_rc))::value == 2 && decltype(size<1>(o_rc))::value % 4 == 0);
-    constexpr int kCols = decltype(size<1>(o_rc))::value;
-    static_assert(2 * kCols + 4 == 4 * Cfg::kMergeVectors);
-    float4* buffer = ss.merge.data();
+    static_assert(PartialTile<kThreads>::template kVectors<decltype(size<1>(o_rc))::value> == Cfg::kMergeVectors);
+    float4* buffer = ss.merge.data() + wt;
     NamedBarrierSync(kPairThreads, uint32_t(Barrier::kMergeFree));
-    buffer[wt] = make_float4(softmax.row_ref[0], softmax.row_ref[1], softmax.row_sum[0], softmax.row_sum[1]);
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-#pragma unroll
-      for (int c = 0; c < kCols; c += 4) {
-        buffer[Slot<kCols>(r, c, wt)] =
-            make_float4(o_rc(r, c), o_rc(r, c + 1), o_rc(r, c + 2), o_rc(r, c + 3));
-      }
-    }
+    PartialTile<kThreads>::Write(softmax, o_rc, [&](int i, float4 v) { buffer[i] = v; });
     NamedBarrierArrive(kPairThreads, uint32_t(Barrier::kMergeReady));
   }
 
-  // Warpgroup 0: both partial tiles brought to the larger reference of each
-  // row and added. A row that one warpgroup saw no key of (reference -inf)
-  // takes nothing from it.
+  // Warpgroup 0: warpgroup 1's partial tile folded into its own.
   template <class Softmax, class TO>
   __device__ __forceinline__ static void Combine(typename Cfg::SharedStorage& ss, Softmax& softmax, TO& o_rc,
                                                  float scale_log2, int wt) {  // o_rc: (rows, cols)
-    constexpr int kCols = decltype(size<1>(o_rc))::value;
-    const float4* buffer = ss.merge.data();
+    const float4* buffer = ss.merge.data() + wt;
     NamedBarrierSync(kPairThreads, uint32_t(Barrier::kMergeReady));
-    const float4 stats = buffer[wt];
-    const float other_ref[2] = {stats.x, stats.y};
-    const float other_sum[2] = {stats.z, stats.w};
-    float mine_scale[2], other_scale[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const float ref = fmaxf(softmax.row_ref[r], other_ref[r]);
-      auto factor = [&](float from) { return from == -INFINITY ? 0.f : Exp2((from - ref) * scale_log2); };
-      mine_scale[r] = factor(softmax.row_ref[r]);
-      other_scale[r] = factor(other_ref[r]);
-      softmax.row_ref[r] = ref;
-      softmax.row_sum[r] = softmax.row_sum[r] * mine_scale[r] + other_sum[r] * other_scale[r];
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-#pragma unroll
-      for (int c = 0; c < kCols; c += 4) {
-        const float4 v = buffer[Slot<kCols>(r, c, wt)];
-        o_rc(r, c) = o_rc(r, c) * mine_scale[r] + v.x * other_scale[r];
-        o_rc(r, c + 1) = o_rc(r, c + 1) * mine_scale[r] + v.y * other_scale[r];
-        o_rc(r, c + 2) = o_rc(r, c + 2) * mine_scale[r] + v.z * other_scale[r];
-        o_rc(r, c + 3) = o_rc(r, c + 3) * mine_scale[r] + v.w * other_scale[r];
-      }
-    }
+    PartialTile<kThreads>::Fold(softmax, o_rc, scale_log2, [&](int i) { return buffer[i]; });
     NamedBarrierArrive(kPairThreads, uint32_t(Barrier::kMergeFree));
   }
 };

@@ -93,6 +93,13 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
       kp.sched.tile_counter = p.tile_counter;
     }
   }
+  kp.sched.tail = TailSplit<Cfg>::Plan(p, kp.sched.num_tiles, grid);
+  if (kp.sched.tail.flags != nullptr) {
+    const size_t flag_bytes = size_t(grid) * kTailFlagsPerCta * sizeof(int);
+    if (const cudaError_t err = cudaMemsetAsync(kp.sched.tail.flags, 0, flag_bytes, stream); err != cudaSuccess) {
+      return err;
+    }
+  }
   kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(kp);
   return cudaGetLastError();
 }

@@ -102,6 +102,16 @@ __device__ __forceinline__ KeyBlocks VisibleKeyBlocks(const AttentionParams& p, 
   return {lo / Cfg::kBlockN, (hi + Cfg::kBlockN - 1) / Cfg::kBlockN};
 }
 
+// The key blocks the CTA visits of its index-th tile: the visible ones, or
+// of a tail piece (TailSplitParams) its run of them.
+template <class Cfg>
+__device__ __forceinline__ KeyBlocks TileKeyBlocks(const KernelParams<Cfg>& kp, const TileInfo& t, int index) {
+  const KeyBlocks visible = VisibleKeyBlocks<Cfg>(kp.p, t);
+  if (!Cfg::kTailSplit || index < kp.sched.tail.first_index) return visible;
+  const TailPiece piece = TailPieceOf(kp.sched.tail, index - kp.sched.tail.first_index);
+  return {max(visible.lo, piece.lo), min(visible.hi, piece.hi)};
+}
+
 // First V row of the tile's first visited key block to zero, or -1. Dense
 // K/V past seqlen_k are zero-filled by TMA; varlen and seqused_k tails are
 // real memory (the next sequence, an unwritten cache).
@@ -129,14 +139,15 @@ struct Producer {
   // it in work[] and loads its Q (the end of the walk is published too).
   __device__ __forceinline__ static Pending Publish(const KernelParams<Cfg>& kp, typename Cfg::SharedStorage& ss,
                                                     TileScheduler<Cfg::kBlockM>& scheduler, int index, bool leader) {
-    const int t = scheduler.NextTile(index);
+    const bool tail = Cfg::kTailSplit && index >= kp.sched.tail.first_index;
+    const int t = tail ? TailTile(kp.sched.tail, index, kp.sched.num_tiles) : scheduler.NextTile(index);
     const TileInfo tile = t < kp.sched.num_tiles ? scheduler.Decode(t) : TileInfo{};
     // Q buffer b and work[b] hold an earlier tile until the consumers say so.
     const int q_buffer = index % Cfg::kQStages;
     if (index >= Cfg::kQStages) {
       NamedBarrierSync(Cfg::kQueryEmptyThreads, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
     }
-    const KeyBlocks kb = tile.valid ? VisibleKeyBlocks<Cfg>(kp.p, tile) : KeyBlocks{};
+    const KeyBlocks kb = tile.valid ? TileKeyBlocks<Cfg>(kp, tile, index) : KeyBlocks{};
     if (kb.empty()) {  // the end, or a tile whose consumers write zeros without Q, K or V
       if (leader) {
         ss.work[q_buffer] = TileWork{tile};

@@ -148,6 +148,10 @@ struct TileConfig {
   // Warpgroups side by side along M in the TiledMmas; they (their
   // kStageConsumerThreads) read and release each K/V stage.
   static constexpr int kMmaWarpgroups = kSplitKeys ? 1 : kConsumerWarpgroups;
+  // A persistent grid of one CTA per SM whose last round of tiles can be cut
+  // into runs of key blocks (tail_split_sm90.hpp). The shapes of two CTAs
+  // per SM and the key split serve problems of about one wave.
+  static constexpr bool kTailSplit = kCtasPerSm == 1 && !kSplitKeys;
   static constexpr int kRowsPerWarpgroup = 64;  // the M of one wgmma
   static constexpr int kBlockM = kRowsPerWarpgroup * kMmaWarpgroups;
   static constexpr int kBlockN = Tiling::kBlockN;
@@ -300,8 +304,9 @@ enum class Barrier : uint32_t {
   kEpilogue0 = 7,       // a warpgroup's O buffer is free / written (id 7 + warpgroup)
   kMergeReady = 9,      // KeySplit: warpgroup 1's partial tile is in the merge buffer
   kMergeFree = 10,      // KeySplit: warpgroup 0 has read it
+  kTailCollect = 11,    // TailSplit: the owner's contributions are in global memory
 };
-static_assert(uint32_t(Barrier::kMergeFree) < 16, "sm_90 has 16 named barriers");
+static_assert(uint32_t(Barrier::kTailCollect) < 16, "sm_90 has 16 named barriers");
 
 __device__ __forceinline__ void NamedBarrierSync(int threads, uint32_t id) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");

@@ -42,6 +42,63 @@ FA3_HD int PairedPosition(int r, int grid, int pair_sms) {
   return pair_sms > 0 && r >= pair_sms ? pair_sms + grid - 1 - r : r;
 }
 
+// The tail split (tail_split_sm90.hpp): a dense call's last, partial round
+// of equal tiles cut into runs of key blocks, one per CTA. CTA c takes the
+// run of rank G-1-c (G = gridDim.x) of the tail's units (tile, key block),
+// units [rank U / G, (rank + 1) U / G), as at most two pieces: the end of
+// one tile, which it contributes, and the start of the next, which it owns.
+struct TailSplitParams {
+  int first_index = INT_MAX;  // a CTA's index-th tile from here on is a piece; INT_MAX: no split
+  int first_tile = 0;         // the tail's first tile (full rounds x G)
+  // Multiply-shifts: the producer warp computes its pieces in 24 registers.
+  FastDivisor grid;           // G
+  FastDivisor blocks;         // key blocks of a tile
+  FastDivisor units;          // tail tiles x blocks
+  int* flags = nullptr;       // per CTA and consumer warp: contributions written for it (zeroed at launch)
+  float4* partials = nullptr;  // per CTA: the partial tile it contributes
+};
+
+// One CTA's piece of a tail tile.
+struct TailPiece {
+  int tail_tile = -1;  // tile - first_tile, or -1: none
+  int lo = 0;          // key blocks [lo, hi) of the tile
+  int hi = 0;
+  int peers = 0;       // owner (lo == 0): the pieces after its own, each a lower CTA's contribution
+  int owner = -1;      // contributor (lo > 0): the owner's CTA
+  __device__ bool contributes() const { return lo > 0; }
+};
+
+// The CTA's piece (0: its first, 1: its second) of the tail.
+__device__ __forceinline__ TailPiece TailPieceOf(const TailSplitParams& t, int piece) {
+  const int grid = t.grid.divisor;
+  const int blocks = t.blocks.divisor;
+  const int rank = grid - 1 - int(blockIdx.x);
+  // The host keeps grid x units inside int (TailSplit::Plan).
+  const int start = t.grid.Div(rank * t.units.divisor);
+  const int end = t.grid.Div((rank + 1) * t.units.divisor);
+  const int tile = t.blocks.Div(start) + piece;
+  TailPiece p;
+  p.lo = piece == 0 ? start - tile * blocks : 0;
+  p.hi = min(end - tile * blocks, blocks);
+  if (p.lo >= p.hi) return TailPiece{};
+  p.tail_tile = tile;
+  // The rank whose run holds unit u: the last rank whose run starts at or
+  // before u.
+  auto rank_of = [&](int u) { return t.units.Div((u + 1) * grid - 1); };
+  if (p.lo == 0) {
+    p.peers = rank_of((tile + 1) * blocks - 1) - rank;
+  } else {
+    p.owner = grid - 1 - rank_of(tile * blocks);
+  }
+  return p;
+}
+
+// The tile of the CTA's index-th piece of the tail, or `none`.
+__device__ __forceinline__ int TailTile(const TailSplitParams& t, int index, int none) {
+  const TailPiece piece = TailPieceOf(t, index - t.first_index);
+  return piece.tail_tile < 0 ? none : t.first_tile + piece.tail_tile;
+}
+
 // The divisors are multiply-shifts (fast_div.h): a tile's decode lies on the
 // producer's path to its first TMA load, where each hardware division's ~20
 // dependent instructions add to every CTA's first tile (bench/NOTES.md, v32).
@@ -55,6 +112,7 @@ struct SchedulerParams {
   bool snake = false;      // odd waves hand out their tiles in reverse
   int pair_sms = 0;        // PairedPosition's: the SM count where later CTAs take the tiles in reverse, else 0
   int* tile_counter = nullptr;  // dynamic: zero at launch; tiles taken past the first wave
+  TailSplitParams tail;
 
   // Everything but the tile order's choices (section, snake, pair_sms, tile_counter).
   static __host__ SchedulerParams Make(const AttentionParams& p, int num_tiles, int m_blocks) {

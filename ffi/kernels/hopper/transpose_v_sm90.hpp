@@ -192,13 +192,13 @@ struct VTransposer {
     // Kept as a running (buffer, phase) pair in a rolled loop: the index
     // arithmetic cost head dim 256's 40-register warps 8 bytes of spills.
 #pragma unroll 1
-    for (int q_buffer = 0, phase = 0;; phase ^= q_buffer == Cfg::kQStages - 1,
+    for (int q_buffer = 0, phase = 0, index = 0;; ++index, phase ^= q_buffer == Cfg::kQStages - 1,
              q_buffer = q_buffer == Cfg::kQStages - 1 ? 0 : q_buffer + 1) {
       ss.q_full[q_buffer].wait(phase);
       const TileInfo tile = ss.work[q_buffer].tile;
       if (!tile.valid) break;
       NamedBarrierArrive(Cfg::kQueryEmptyThreads, uint32_t(Barrier::kQueryEmpty0) + q_buffer);
-      const KeyBlocks kb = VisibleKeyBlocks<Cfg>(kp.p, tile);
+      const KeyBlocks kb = TileKeyBlocks<Cfg>(kp, tile, index);
       // The blocks arrive last first; only the first can have a tail. A
       // block count and the tail are all the loop keeps (40 registers).
       int tail = VTailRow<Cfg>(kp.p, tile, kb);
