@@ -217,12 +217,12 @@ def test_key_split_block_counts(dtype, causal, sk, monkeypatch):
 
 TAIL_SHAPES = {
     # 136 tiles of 128 rows: on 132 SMs a last round of 4 tiles, each spread
-    # over up to 13 CTAs' runs of one block.
-    "many_runs_a_tile": dict(sq=1024, sk=1024, h=17, hk=17),
+    # over 29 to 80 CTAs' runs of one or two blocks.
+    "many_runs_a_tile": dict(sq=1024, sk=7500, h=17, hk=17),
     # 160 tiles: runs of 2 or 3 blocks; partial query and key blocks, GQA.
     "partial_blocks_gqa": dict(sq=1000, sk=1500, h=20, hk=5),
     # 272 tiles: two full rounds, then the split where it pays (not forced).
-    "default_policy": dict(sq=2048, sk=2048, h=17, hk=17),
+    "default_policy": dict(sq=2048, sk=4096, h=17, hk=17),
 }
 
 

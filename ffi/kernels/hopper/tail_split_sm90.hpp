@@ -36,7 +36,7 @@ struct TailSplit {
 
   // Where it applies: a dense call without a mask (its tiles all alike,
   // each of `blocks` key blocks), more tiles than CTAs but no multiple of
-  // them, and room for every CTA in the scratch. Where it pays: the CTAs
+  // them, at least a unit per CTA, and room for every CTA in the scratch. Where it pays: the CTAs
   // the last round leaves idle, (grid - tail tiles) x blocks block times,
   // come to kMinSavedBlocks a CTA or more; it costs each CTA a partial
   // tile's write or read and one more tile start. Null flags: no split.
@@ -56,6 +56,9 @@ struct TailSplit {
       return t;
     }
     const int64_t units = int64_t{tail_tiles} * blocks;
+    // Every run holds a unit: an owner counts each CTA between it and its
+    // tile's last unit as a contributor (with empty runs it waited forever).
+    if (units < grid) return t;
     if (units * grid > INT_MAX) return t;  // TailPieceOf's int arithmetic
     const int64_t flag_bytes = TailFlagBytes(grid);
     if (flag_bytes + int64_t{grid} * kSlotVectors * 16 > p.tail_scratch_bytes) return t;
