@@ -145,8 +145,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kCtasPerSm) AttentionFwdSm
     } else if constexpr (Cfg::kTransposeV) {
       VTransposer<Cfg>::Run(kp, ss, pipe_v, pipe_vt);
     }
-    // Warp 1 (otherwise idle or done transposing) lets an owner's consumers
-    // collect; in the TMA warp's 24 registers its wait cost 112 bytes of spills.
+    // Warp 1 (otherwise idle, or done transposing) waits for an owner's
+    // contributions, so that neither the TMA warp nor the consumers hold
+    // the wait loop.
     if (Cfg::kTailSplit && warp == 1 && kp.sched.tail.first_index != INT_MAX) {
       TailSplit<Cfg>::AwaitContributions(kp.sched.tail);
     }

@@ -94,9 +94,9 @@ cudaError_t LaunchFwd(const AttentionParams& p, cudaStream_t stream) {
     }
   }
   kp.sched.tail = TailSplit<Cfg>::Plan(p, kp.sched.num_tiles, grid);
-  if (kp.sched.tail.flags != nullptr) {
-    const size_t flag_bytes = size_t(grid) * kTailFlagsPerCta * sizeof(int);
-    if (const cudaError_t err = cudaMemsetAsync(kp.sched.tail.flags, 0, flag_bytes, stream); err != cudaSuccess) {
+  if (kp.sched.tail.counts != nullptr) {
+    const size_t count_bytes = size_t(grid) * kTailCountsPerCta * sizeof(int);
+    if (const cudaError_t err = cudaMemsetAsync(kp.sched.tail.counts, 0, count_bytes, stream); err != cudaSuccess) {
       return err;
     }
   }

@@ -11,15 +11,15 @@ namespace jax_fa3::hopper {
 inline constexpr int64_t kTailScratchOffset = 256;
 // Every tile config that takes the split has two consumer warpgroups.
 inline constexpr int kTailConsumerThreads = 256;
-inline constexpr int kTailFlagsPerCta = kTailConsumerThreads / 32;  // one per consumer warp
+inline constexpr int kTailCountsPerCta = kTailConsumerThreads / 32;  // one per consumer warp
 // The CTAs the scratch has room for: the most SMs of an sm_90 part (H100
 // SXM, H200). A GPU with more takes no split.
 inline constexpr int kTailMaxCtas = 132;
-// The split pays only where a tile has enough key blocks (TailSplitPays).
+// The split pays only where a tile has enough key blocks (TailSplit::Plan).
 inline constexpr int64_t kTailMinKeys = 1024;
 
-constexpr int64_t TailFlagBytes(int64_t ctas) {
-  return (ctas * kTailFlagsPerCta * 4 + 255) / 256 * 256;
+constexpr int64_t TailCountBytes(int64_t ctas) {
+  return (ctas * kTailCountsPerCta * 4 + 255) / 256 * 256;
 }
 // One CTA's partial tile: per consumer thread its row statistics and 2 rows
 // of head_dim / 4 O values, in 16-byte vectors (PartialTile).
@@ -39,7 +39,7 @@ constexpr int64_t DenseScratchWords(int64_t batch, int64_t seqlen_q, int64_t seq
   const int64_t tiles = (seqlen_q + kTileRows - 1) / kTileRows * batch * heads;
   if (masked || seqlen_k < kTailMinKeys || tiles <= kMinTiles) return 1;
   const int64_t bytes =
-      kTailScratchOffset + TailFlagBytes(kTailMaxCtas) + kTailMaxCtas * TailSlotBytes(HeadDimBucket(head_dim));
+      kTailScratchOffset + TailCountBytes(kTailMaxCtas) + kTailMaxCtas * TailSlotBytes(HeadDimBucket(head_dim));
   return bytes / 4;
 }
 

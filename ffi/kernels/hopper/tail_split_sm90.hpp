@@ -28,7 +28,7 @@ template <class Cfg>
 struct TailSplit {
   static constexpr int kThreads = Cfg::kConsumerThreads;
   static_assert(!Cfg::kTailSplit || kThreads == kTailConsumerThreads);
-  static constexpr int kFlagsPerCta = kTailFlagsPerCta;
+  static constexpr int kCountsPerCta = kTailCountsPerCta;
   using Partial = PartialTile<kThreads>;
   // One thread's O values: 2 rows of kHeadDim / 4 columns (TailSlotBytes).
   static constexpr int kSlotVectors = Partial::template kVectors<Cfg::kHeadDim / 4> * kThreads;
@@ -36,10 +36,11 @@ struct TailSplit {
 
   // Where it applies: a dense call without a mask (its tiles all alike,
   // each of `blocks` key blocks), more tiles than CTAs but no multiple of
-  // them, at least a unit per CTA, and room for every CTA in the scratch. Where it pays: the CTAs
-  // the last round leaves idle, (grid - tail tiles) x blocks block times,
-  // come to kMinSavedBlocks a CTA or more; it costs each CTA a partial
-  // tile's write or read and one more tile start. Null flags: no split.
+  // them, at least a unit per CTA, and room for every CTA in the scratch.
+  // Where it pays: the CTAs the last round leaves idle, (grid - tail
+  // tiles) x blocks block times, come to kMinSavedBlocks a CTA or more; it
+  // costs each CTA a partial tile's write or read and one more tile start.
+  // Null counts: no split.
   static constexpr int kMinSavedBlocks = 4;
   static __host__ TailSplitParams Plan(const AttentionParams& p, int num_tiles, int grid) {
     TailSplitParams t;
@@ -60,15 +61,15 @@ struct TailSplit {
     // tile's last unit as a contributor (with empty runs it waited forever).
     if (units < grid) return t;
     if (units * grid > INT_MAX) return t;  // TailPieceOf's int arithmetic
-    const int64_t flag_bytes = TailFlagBytes(grid);
-    if (flag_bytes + int64_t{grid} * kSlotVectors * 16 > p.tail_scratch_bytes) return t;
+    const int64_t count_bytes = TailCountBytes(grid);
+    if (count_bytes + grid * TailSlotBytes(Cfg::kHeadDim) > p.tail_scratch_bytes) return t;
     t.first_index = rounds;
     t.first_tile = rounds * grid;
     t.grid = FastDivisor(grid);
     t.blocks = FastDivisor(blocks);
     t.units = FastDivisor(int(units));
-    t.flags = static_cast<int*>(p.tail_scratch);
-    t.partials = reinterpret_cast<float4*>(static_cast<char*>(p.tail_scratch) + flag_bytes);
+    t.counts = static_cast<int*>(p.tail_scratch);
+    t.partials = reinterpret_cast<float4*>(static_cast<char*>(p.tail_scratch) + count_bytes);
     return t;
   }
 
@@ -99,7 +100,7 @@ struct TailSplit {
     // what all its lanes wrote.
     __threadfence();
     __syncwarp();
-    if (t % 32 == 0) AddRelease(&tail.flags[piece.owner * kFlagsPerCta + t / 32], 1);
+    if (t % 32 == 0) AddRelease(&tail.counts[piece.owner * kCountsPerCta + t / 32], 1);
   }
 
   // A producer-warpgroup warp of an owner whose last piece has peers: waits
@@ -109,7 +110,7 @@ struct TailSplit {
   __device__ __forceinline__ static void AwaitContributions(const TailSplitParams& tail) {
     const int peers = OwnedPeers(tail);
     if (peers == 0) return;
-    SpinUntil(&tail.flags[blockIdx.x * kFlagsPerCta + threadIdx.x % kFlagsPerCta], peers);
+    SpinUntil(&tail.counts[blockIdx.x * kCountsPerCta + threadIdx.x % kCountsPerCta], peers);
     NamedBarrierArrive(32 + kThreads, uint32_t(Barrier::kTailCollect));
   }
 

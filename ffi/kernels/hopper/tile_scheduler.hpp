@@ -54,7 +54,7 @@ struct TailSplitParams {
   FastDivisor grid;           // G
   FastDivisor blocks;         // key blocks of a tile
   FastDivisor units;          // tail tiles x blocks
-  int* flags = nullptr;       // per CTA and consumer warp: contributions written for it (zeroed at launch)
+  int* counts = nullptr;      // per CTA and consumer warp: contributions written for it (zeroed at launch)
   float4* partials = nullptr;  // per CTA: the partial tile it contributes
 };
 
