@@ -1,4 +1,4 @@
-"""The issue-3 target shapes (16-bit, head dims 64/128/256, causal and not),
+"""The issue-3 target shapes (head dim 128 and others, causal and not),
 jax_fa3 next to cuDNN in one run. A narrower, faster companion of run.py
 for kernel tuning; run.py holds the full table.
 
@@ -19,6 +19,8 @@ def main() -> int:
     parser.add_argument("--seqlens", type=int, nargs="+", default=[512, 1024, 2048, 4096, 8192, 16384])
     parser.add_argument("--dtypes", nargs="+", default=["bf16"])
     parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--head-dims", type=int, nargs="+", default=[64, 96, 192, 256],
+                        help="head dims other than 128, each at s8192 b2 h16, causal and not")
     parser.add_argument("--out", default="bench/hopper_sweep.md")
     parser.add_argument("--tiles", nargs="+", default=["auto"],
                         help="Hopper tile shapes to run jax_fa3 with (JAX_FA3_HOPPER_TILE: short, medium, long, "
@@ -40,8 +42,10 @@ def main() -> int:
                 b = 16384 // s
                 rows += bench(f"{dtype} {'causal' if causal else 'full'} s{s} b{b} h16 d128", dtype, b, s, s, 16, 16,
                               128, causal, check=s <= 2048)
-        for d, h in ((64, 16), (256, 16)):
-            rows += bench(f"{dtype} full s8192 b2 h{h} d{d}", dtype, 2, 8192, 8192, h, h, d, False)
+        for d in args.head_dims:
+            for causal in (False, True):
+                rows += bench(f"{dtype} {'causal' if causal else 'full'} s8192 b2 h16 d{d}", dtype, 2, 8192, 8192,
+                              16, 16, d, causal)
     run.report(rows, args.out)
     return 0
 

@@ -61,6 +61,16 @@ CASES = {
     "d64_s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 64, False),
     "fp8_d64_s8192": lambda: dense(jnp.float8_e4m3fn, 2, 8192, 16, 64, False),
     "d256_s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 256, False),
+    "d256_s8192_causal": lambda: dense(jnp.bfloat16, 2, 8192, 16, 256, True),
+    "d256_s2048": lambda: dense(jnp.bfloat16, 8, 2048, 16, 256, False),
+    # 16-bit head-dim buckets 96 and 192 (and below them).
+    "d96_s2048": lambda: dense(jnp.bfloat16, 8, 2048, 16, 96, False),
+    "d96_s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 96, False),
+    "d96_s8192_causal": lambda: dense(jnp.bfloat16, 2, 8192, 16, 96, True),
+    "d80_s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 80, False),
+    "d192_s2048": lambda: dense(jnp.bfloat16, 8, 2048, 16, 192, False),
+    "d192_s8192": lambda: dense(jnp.bfloat16, 2, 8192, 16, 192, False),
+    "d192_s8192_causal": lambda: dense(jnp.bfloat16, 2, 8192, 16, 192, True),
     "fp8_d256_s8192": lambda: dense(jnp.float8_e4m3fn, 2, 8192, 16, 256, False),
 }
 

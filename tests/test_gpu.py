@@ -61,6 +61,18 @@ def test_head_dims(dtype, d, kernel_path):
     run_dense(dtype, 239, 239, 2, 1, d, causal=True)
 
 
+@pytest.mark.parametrize("dtype", ["f16", "bf16"])
+@pytest.mark.parametrize("feature", list(FEATURES))
+@pytest.mark.parametrize("d", [80, 96, 136, 192])
+@pytest.mark.parametrize("sq, sk", [(113, 239), (1023, 1023)])
+def test_16bit_head_dim_buckets(dtype, feature, d, sq, sk):
+    """16-bit inputs have Hopper head-dim buckets 96 (176-key blocks) and
+    192 (112-key blocks, O stored from registers) beside 64, 128 and 256:
+    every mask and softcap, GQA, at the bucket's width and below it (TMA
+    zero-fills the columns past head_dim, and the stores stop there)."""
+    run_dense(dtype, sq, sk, 6, 2, d, **FEATURES[feature])
+
+
 @pytest.mark.parametrize("group", [1, 2, 4, 8, 16])
 def test_gqa_ratios(group):
     run_dense("bf16", 17, 1023, 16, 16 // group, 128, b=3)
@@ -88,8 +100,9 @@ def test_varlen_random(dtype, feature, kernel_path):
 @pytest.mark.parametrize("dtype", ["f16", "fp8"])
 @pytest.mark.parametrize("d", [80, 96])
 def test_varlen_narrow_head_dims(dtype, d, kernel_path):
-    """Head dims below the kernel's 128-wide bucket, where varlen tiles end
-    inside the next sequence: the row stores of O must stop at head_dim."""
+    """Head dims below their Hopper bucket's width (16-bit: 80 in 96; FP8:
+    both in 128), where varlen tiles end inside the next sequence: the
+    stores of O must stop at head_dim."""
     dt = DTYPES[dtype]
     rng = np.random.default_rng(d)
     batch, h = 9, 4
@@ -133,7 +146,7 @@ def test_seed_fp8_varlen():
 
 @pytest.mark.parametrize("dtype", ["bf16", "fp8"])
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("d", [64, 128, 256])
+@pytest.mark.parametrize("d", [64, 96, 128, 192, 256])
 def test_more_tiles_than_sms(dtype, d, causal, kernel_path):
     """Persistent CTAs wrap around many tiles; L2 sections and the
     longest-first order must still cover every (batch, head, block) once
@@ -227,7 +240,8 @@ TAIL_SHAPES = {
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "fp8"])
-@pytest.mark.parametrize("d, tile", [(64, "auto"), (128, "auto"), (128, "long"), (256, "auto")])
+@pytest.mark.parametrize("d, tile", [(64, "auto"), (96, "auto"), (128, "auto"), (128, "long"), (192, "auto"),
+                                     (256, "auto")])
 @pytest.mark.parametrize("shape", list(TAIL_SHAPES))
 def test_tail_split(dtype, d, tile, shape, monkeypatch):
     """Dense calls without a mask cut their last round of tiles into runs of

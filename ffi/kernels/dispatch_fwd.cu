@@ -97,13 +97,17 @@ AttentionParams WithTileOrderPolicy(const AttentionParams& params) {
   return p;
 }
 
-// Head-dim bucket 128 has every shape, the others the medium one (see
-// generate_instantiations.py).
+// Head-dim bucket 128 has every shape, the others the medium one; 16-bit
+// inputs have buckets 96 and 192 too (see generate_instantiations.py).
 template <class In, class Out>
 cudaError_t DispatchHopper(const AttentionParams& params, cudaStream_t stream) {
   using hopper::TileShape;
   const AttentionParams p = WithTileOrderPolicy(params);
   if (p.head_dim <= 64) return hopper::LaunchFwd<In, Out, 64, TileShape::kMedium>(p, stream);
+  if constexpr (sizeof(In) == 2) {
+    if (p.head_dim <= 96) return hopper::LaunchFwd<In, Out, 96, TileShape::kMedium>(p, stream);
+    if (p.head_dim > 128 && p.head_dim <= 192) return hopper::LaunchFwd<In, Out, 192, TileShape::kMedium>(p, stream);
+  }
   if (p.head_dim > 128) return hopper::LaunchFwd<In, Out, 256, TileShape::kMedium>(p, stream);
   switch (ChooseTileShape(p, sizeof(In) == 1)) {
     case TileShape::kShort: return hopper::LaunchFwd<In, Out, 128, TileShape::kShort>(p, stream);

@@ -129,9 +129,13 @@ struct SmemEpilogue {
 
     Tensor sOw = make_tensor(make_smem_ptr(ss.o.data() + warpgroup * cosize_v<typename Cfg::SmemLayoutOWarpgroup>),
                              typename Cfg::SmemLayoutOWarpgroup{});  // (64, D)
-    if (kRowStores && path == OStorePath::kRows) {
-      StoreRows(kp.p, tile, sOw, wg_row0, tid % kWarpgroupThreads);
-    } else if (issuer) {
+    if constexpr (kRowStores) {
+      if (path == OStorePath::kRows) {
+        StoreRows(kp.p, tile, sOw, wg_row0, tid % kWarpgroupThreads);
+        return;
+      }
+    }
+    if (issuer) {
       using WarpgroupTile = Shape<Int<kRows>, typename Cfg::HeadDim>;
       Tensor mO = kp.tma_o.get_tma_tensor(kp.shape_q);  // (seqlen_q, d, heads, batch)
       const int b = kp.p.is_varlen() ? 0 : tile.batch;

@@ -26,7 +26,9 @@ constexpr int64_t TailCountBytes(int64_t ctas) {
 constexpr int64_t TailSlotBytes(int head_dim) {
   return int64_t{16} * kTailConsumerThreads * (1 + head_dim / 8);
 }
-// The Hopper kernel's head-dim bucket (dispatch_fwd.cu).
+// The largest Hopper head-dim bucket a call of this head dim runs in
+// (dispatch_fwd.cu: FP8 runs in 128 and 256 what 16-bit inputs run in 96
+// and 192), so that the scratch fits every dtype's slots.
 constexpr int HeadDimBucket(int64_t head_dim) { return head_dim <= 64 ? 64 : head_dim <= 128 ? 128 : 256; }
 
 // int32 words of scratch for a dense call: the tile counter, and where the

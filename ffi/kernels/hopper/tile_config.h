@@ -52,6 +52,24 @@ struct BlockTiling<128, kElemBytes, TileShape::kMedium> {
   static constexpr int kStages = 2;  // 16-bit: 160 KB
   static constexpr int kQStages = 2;
 };
+// 16-bit only (FP8 runs head dims 65-128 and 129-256 in the 128 and 256
+// buckets). Head dim 96: the 16-bit long tile's 176 keys fit beside O's 48
+// registers and both Q buffers.
+template <>
+struct BlockTiling<96, 2, TileShape::kMedium> {
+  static constexpr int kConsumerWarpgroups = 2;
+  static constexpr int kBlockN = 176;
+  static constexpr int kStages = 2;  // 183 KB, + O's 24 KB
+  static constexpr int kQStages = 2;
+};
+// Head dim 192: FlashAttention-3's 112 keys; O leaves from registers.
+template <>
+struct BlockTiling<192, 2, TileShape::kMedium> {
+  static constexpr int kConsumerWarpgroups = 2;
+  static constexpr int kBlockN = 112;
+  static constexpr int kStages = 2;  // 220 KB
+  static constexpr int kQStages = 1;
+};
 template <>
 struct BlockTiling<256, 2, TileShape::kMedium> {
   static constexpr int kConsumerWarpgroups = 2;
@@ -200,7 +218,7 @@ struct TileConfig {
   static constexpr bool kPingPong = kConsumerWarpgroups > 1 && !kSplitKeys;
   // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup; that keeps S
   // and P live together, which head dim 256's O fragment leaves no room for.
-  static constexpr bool kIntraWarpgroupOverlap = kHeadDim <= 128;
+  static constexpr bool kIntraWarpgroupOverlap = kHeadDim <= 192;
   // FlashAttention-4's conditional O rescale (OnlineSoftmaxSm90) pays where
   // the rescale runs on its own and outweighs the exponentials (head dim
   // 256: 128 O values per thread against 32-40 scores; +5% bf16, +12% FP8);
