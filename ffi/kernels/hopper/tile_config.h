@@ -216,12 +216,14 @@ struct TileConfig {
   // merge and epilogue (seed 2 13.5 -> 15.5 µs, causal b1 h8 s2048 25.8 ->
   // 31.6; bench/NOTES.md, v47).
   static constexpr bool kPingPong = kConsumerWarpgroups > 1 && !kSplitKeys;
-  // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup; that keeps S
-  // and P live together, which head dim 256's O fragment leaves no room for.
-  static constexpr bool kIntraWarpgroupOverlap = kHeadDim <= 192;
+  // Softmax of S(n-1) overlaps P(n) V(n) in the same warpgroup, which keeps
+  // S and P live together. 16-bit head dim 256 fits them beside O's 128
+  // registers (80 keys: s8192 3187 -> 2862 us, causal -9%); FP8 head dim 256
+  // measured 13% slower with it (bench/NOTES.md, v52).
+  static constexpr bool kIntraWarpgroupOverlap = sizeof(Element) == 2 || kHeadDim <= 128;
   // FlashAttention-4's conditional O rescale (OnlineSoftmaxSm90) pays where
-  // the rescale runs on its own and outweighs the exponentials (head dim
-  // 256: 128 O values per thread against 32-40 scores; +5% bf16, +12% FP8);
+  // the rescale runs on its own and outweighs the exponentials (FP8 head dim
+  // 256: 128 O values per thread against 32 scores; +12%, v22);
   // inside the intra-warpgroup overlap its branch measured 2-6% slower
   // (bench/NOTES.md, v22).
   static constexpr bool kLazyRescale = !kIntraWarpgroupOverlap;
