@@ -59,7 +59,7 @@ template <>
 struct BlockTiling<96, 2, TileShape::kMedium> {
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 176;
-  static constexpr int kStages = 2;  // 183 KB, + O's 24 KB
+  static constexpr int kStages = 2;  // 180 KB, + O's 24 KB
   static constexpr int kQStages = 2;
 };
 // Head dim 192: FlashAttention-3's 112 keys; O leaves from registers.
@@ -67,7 +67,7 @@ template <>
 struct BlockTiling<192, 2, TileShape::kMedium> {
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockN = 112;
-  static constexpr int kStages = 2;  // 220 KB
+  static constexpr int kStages = 2;  // 216 KB
   static constexpr int kQStages = 1;
 };
 template <>
