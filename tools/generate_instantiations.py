@@ -48,16 +48,17 @@ HOPPER_HEAD_DIM_BUCKETS = [64, 128, 256]
 # 16-bit inputs also have buckets 96 and 192 (FP8 runs those head dims in 128
 # and 256).
 HOPPER_16BIT_HEAD_DIM_BUCKETS = [96, 192]
+HOPPER_16BIT_DTYPES = [dt for dt in PORTABLE_DTYPES if dt[0] in ("f16", "bf16")]
 
 
 def hopper_files() -> dict[str, str]:
     files = {}
     medium = [(dt, hd) for dt in PORTABLE_DTYPES for hd in HOPPER_HEAD_DIM_BUCKETS]
-    medium += [(dt, hd) for dt in PORTABLE_DTYPES if dt[0] in ("f16", "bf16") for hd in HOPPER_16BIT_HEAD_DIM_BUCKETS]
+    medium += [(dt, hd) for dt in HOPPER_16BIT_DTYPES for hd in HOPPER_16BIT_HEAD_DIM_BUCKETS]
     variants = [(v, "", "kMedium") for v in medium]
     variants += [((dt, 128), suffix, tile) for suffix, tile in (("_short", "kShort"), ("_long", "kLong"))
                  for dt in PORTABLE_DTYPES]
-    variants += [((dt, 128), "_split", "kSplitKeys") for dt in PORTABLE_DTYPES if dt[0] in ("f16", "bf16")]
+    variants += [((dt, 128), "_split", "kSplitKeys") for dt in HOPPER_16BIT_DTYPES]
     for ((tag, in_t, out_t), hd), suffix, tile in variants:
         files[f"fwd_sm90_{tag}_hd{hd}{suffix}.cu"] = (
             HEADER
